@@ -1,0 +1,69 @@
+import { OllmError } from "../../errors.js";
+import type { RopeSpec } from "../backend.js";
+import type { Tensor } from "../tensor.js";
+import type { LayerContext, Weights } from "./family.js";
+
+/** How one attention block is wired; each family fills it from its config. */
+export interface AttentionSpec {
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  scale: number;
+  rope: RopeSpec;
+  rotaryDim?: number;
+  window?: number;
+  /** Per-head RMSNorm of q and k before rope (qwen3, gemma3). */
+  qkNorm?: { eps: number; weightOffset: number };
+  sinks?: boolean;
+  softcap?: number;
+}
+
+/** Self-attention with GQA: projections (biases when present), optional q/k norm, rope, cache, output. */
+export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: AttentionSpec): Tensor {
+  const b = ctx.backend;
+  const kv = ctx.kv;
+  if (!kv) throw new OllmError("INTERNAL", "attention layer without a KV cache");
+  let q = b.linear(x, w.get("q_proj.weight"), w.find("q_proj.bias"));
+  let k = b.linear(x, w.get("k_proj.weight"), w.find("k_proj.bias"));
+  const v = b.linear(x, w.get("v_proj.weight"), w.find("v_proj.bias"));
+  if (spec.qkNorm) {
+    q = b.rmsNorm(q, w.get("q_norm.weight"), spec.qkNorm.eps, spec.qkNorm.weightOffset);
+    k = b.rmsNorm(k, w.get("k_norm.weight"), spec.qkNorm.eps, spec.qkNorm.weightOffset);
+  }
+  const ropeOptions = { headDim: spec.headDim, rotaryDim: spec.rotaryDim };
+  q = b.rope(q, ctx.positions, spec.rope, ropeOptions);
+  k = b.rope(k, ctx.positions, spec.rope, ropeOptions);
+  const cache = kv.append(k, v);
+  const attended = b.attention(q, cache.k, cache.v, {
+    numHeads: spec.numHeads,
+    numKvHeads: spec.numKvHeads,
+    headDim: spec.headDim,
+    scale: spec.scale,
+    queryPositions: ctx.positions,
+    kvLength: cache.length,
+    window: spec.window,
+    sinks: spec.sinks ? w.get("sinks") : undefined,
+    softcap: spec.softcap,
+  });
+  return b.linear(attended, w.get("o_proj.weight"), w.find("o_proj.bias"));
+}
+
+export type GatedActivation = "silu" | "gelu_tanh";
+
+/** gate/up/down MLP: down(act(gate(x)) * up(x)). */
+export function gatedMlp(x: Tensor, w: Weights, ctx: LayerContext, activation: GatedActivation): Tensor {
+  const b = ctx.backend;
+  const gate = b.linear(x, w.get("gate_proj.weight"), w.find("gate_proj.bias"));
+  const up = b.linear(x, w.get("up_proj.weight"), w.find("up_proj.bias"));
+  const h = activation === "silu" ? b.swiglu(gate, up) : b.gegluTanh(gate, up);
+  return b.linear(h, w.get("down_proj.weight"), w.find("down_proj.bias"));
+}
+
+/** Maps config.json's hidden_act to a gated activation. */
+export function gatedActivation(hiddenAct: string): GatedActivation {
+  if (hiddenAct === "silu" || hiddenAct === "swish") return "silu";
+  if (hiddenAct === "gelu_pytorch_tanh" || hiddenAct === "gelu_tanh") return "gelu_tanh";
+  throw new OllmError("UNSUPPORTED_ARCHITECTURE", `hidden_act "${hiddenAct}" is not supported`, {
+    hint: "supported: silu, gelu_pytorch_tanh",
+  });
+}

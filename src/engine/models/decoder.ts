@@ -1,0 +1,101 @@
+import { buildRope, ropeParameters } from "../rope.js";
+import type { Tensor } from "../tensor.js";
+import { type AttentionSpec, gatedActivation, gatedMlp, selfAttention } from "./blocks.js";
+import { attentionGeometry, type DecoderConfig } from "./config.js";
+import type { CausalLM, HeadContext, LayerContext, RawConfig, Weights } from "./family.js";
+
+/** What distinguishes one llama-like family from another, per layer. */
+export interface DecoderOptions {
+  architecture: string;
+  /** Sliding window of layer i, if that layer uses one. */
+  windowOf?: (layer: number) => number | undefined;
+  /** q/k RMSNorm before rope (qwen3). */
+  qkNorm?: boolean;
+}
+
+/**
+ * The pre-norm decoder of llama, mistral, qwen2 and qwen3:
+ *   h += o_proj(attn(rope(q), rope(k), v))  on input_layernorm(h)
+ *   h += down(silu(gate) * up)              on post_attention_layernorm(h)
+ */
+export class PreNormDecoder implements CausalLM {
+  readonly architecture: string;
+  readonly numLayers: number;
+  readonly vocabSize: number;
+  readonly maxPositions: number;
+  readonly globalTensorNames: readonly string[];
+  private readonly attention: AttentionSpec;
+  private readonly activation;
+
+  constructor(
+    private readonly config: DecoderConfig,
+    raw: RawConfig,
+    private readonly options: DecoderOptions,
+  ) {
+    const geometry = attentionGeometry(config);
+    const rope = ropeParameters(raw);
+    this.architecture = options.architecture;
+    this.numLayers = config.num_hidden_layers;
+    this.vocabSize = config.vocab_size;
+    this.maxPositions = config.max_position_embeddings;
+    this.activation = gatedActivation(config.hidden_act);
+    this.attention = {
+      ...geometry,
+      scale: 1 / Math.sqrt(geometry.headDim),
+      rope: buildRope(rope, geometry.headDim, config.max_position_embeddings),
+      qkNorm: options.qkNorm ? { eps: config.rms_norm_eps, weightOffset: 0 } : undefined,
+    };
+    this.globalTensorNames = [
+      "model.embed_tokens.weight",
+      "model.norm.weight",
+      ...(config.tie_word_embeddings ? [] : ["lm_head.weight"]),
+    ];
+  }
+
+  layerPrefix(index: number): string {
+    return `model.layers.${index}.`;
+  }
+
+  kvSpec() {
+    return { numKvHeads: this.attention.numKvHeads, headDim: this.attention.headDim };
+  }
+
+  embed(ids: Int32Array, w: Weights, ctx: HeadContext): Tensor {
+    return ctx.backend.embedding(w.get("model.embed_tokens.weight"), ids);
+  }
+
+  layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Tensor {
+    const b = ctx.backend;
+    const eps = this.config.rms_norm_eps;
+    const spec = { ...this.attention, window: this.options.windowOf?.(index) };
+    const attnIn = b.rmsNorm(hidden, w.get("input_layernorm.weight"), eps);
+    const h = b.add(hidden, selfAttention(attnIn, scoped(w, "self_attn."), ctx, spec));
+    const mlpIn = b.rmsNorm(h, w.get("post_attention_layernorm.weight"), eps);
+    return b.add(h, gatedMlp(mlpIn, scoped(w, "mlp."), ctx, this.activation));
+  }
+
+  head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
+    const b = ctx.backend;
+    const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), this.config.rms_norm_eps);
+    const head = this.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    return b.linear(normed, w.get(head));
+  }
+}
+
+/** A view of `w` with `prefix` prepended to every name. */
+export function scoped(w: Weights, prefix: string): Weights {
+  return {
+    get: (name) => w.get(prefix + name),
+    find: (name) => w.find(prefix + name),
+  };
+}
+
+/** Window of each layer from `layer_types` (transformers v5) or a single `sliding_window`. */
+export function windowsFromLayerTypes(raw: RawConfig, window: number | null | undefined) {
+  const types = raw.layer_types as string[] | undefined;
+  return (layer: number): number | undefined => {
+    if (!window) return undefined;
+    if (Array.isArray(types)) return types[layer] === "sliding_attention" ? window : undefined;
+    return window;
+  };
+}

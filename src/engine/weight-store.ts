@@ -1,0 +1,93 @@
+import { OllmError } from "../errors.js";
+import type { Backend } from "./backend.js";
+import type { CausalLM, Weights } from "./models/family.js";
+import type { DType, Tensor } from "./tensor.js";
+import type { Checkpoint, SafetensorsDType } from "./weights/safetensors.js";
+
+/** Where the runner gets each layer's weights from. Streaming stores load on demand; resident ones up front. */
+export interface WeightStore {
+  global(): Weights;
+  /** Layer i's weights (names relative to its prefix), ready for compute. */
+  layer(index: number): Promise<Weights>;
+  dispose(): void;
+}
+
+const ENGINE_DTYPES: Partial<Record<SafetensorsDType, DType>> = {
+  BF16: "bf16",
+  F16: "f16",
+  F32: "f32",
+  I8: "i8",
+  U8: "u8",
+  I32: "i32",
+};
+
+/** Reads one tensor from the checkpoint and hands it to the backend in its stored type. */
+export async function loadTensor(checkpoint: Checkpoint, backend: Backend, name: string): Promise<Tensor> {
+  const info = checkpoint.info(name);
+  const dtype = ENGINE_DTYPES[info.dtype];
+  if (!dtype)
+    throw new OllmError("INVALID_CHECKPOINT", `tensor ${name} has dtype ${info.dtype}, which the engine cannot load`, {
+      hint: `loadable dtypes: ${Object.keys(ENGINE_DTYPES).join(", ")}`,
+    });
+  const bytes = await checkpoint.read(name);
+  return backend.upload(bytes, dtype, info.shape.length === 0 ? [1] : info.shape);
+}
+
+class MapWeights implements Weights {
+  constructor(
+    private readonly tensors: Map<string, Tensor>,
+    private readonly prefix: string,
+    private readonly source: string,
+  ) {}
+
+  get(name: string): Tensor {
+    const t = this.tensors.get(this.prefix + name);
+    if (!t) throw new OllmError("INVALID_CHECKPOINT", `${this.source} lacks tensor ${this.prefix + name}`);
+    return t;
+  }
+
+  find(name: string): Tensor | undefined {
+    return this.tensors.get(this.prefix + name);
+  }
+}
+
+/** Every weight the model uses, loaded once into backend memory. */
+export class ResidentWeightStore implements WeightStore {
+  private constructor(
+    private readonly tensors: Map<string, Tensor>,
+    private readonly model: CausalLM,
+    private readonly source: string,
+  ) {}
+
+  static async load(checkpoint: Checkpoint, backend: Backend, model: CausalLM): Promise<ResidentWeightStore> {
+    const tensors = new Map<string, Tensor>();
+    for (const name of neededTensorNames(checkpoint.names(), model)) {
+      tensors.set(name, await loadTensor(checkpoint, backend, name));
+    }
+    for (const name of model.globalTensorNames) {
+      if (!tensors.has(name))
+        throw new OllmError("INVALID_CHECKPOINT", `checkpoint in ${checkpoint.dir} lacks tensor ${name}`);
+    }
+    return new ResidentWeightStore(tensors, model, `checkpoint in ${checkpoint.dir}`);
+  }
+
+  global(): Weights {
+    return new MapWeights(this.tensors, "", this.source);
+  }
+
+  async layer(index: number): Promise<Weights> {
+    return new MapWeights(this.tensors, this.model.layerPrefix(index), this.source);
+  }
+
+  dispose(): void {
+    for (const t of this.tensors.values()) t.dispose();
+    this.tensors.clear();
+  }
+}
+
+/** The checkpoint tensors the model reads: its global tensors and everything under a layer prefix. */
+export function neededTensorNames(names: string[], model: CausalLM): string[] {
+  const prefixes = Array.from({ length: model.numLayers }, (_, i) => model.layerPrefix(i));
+  const globals = new Set(model.globalTensorNames);
+  return names.filter((n) => globals.has(n) || prefixes.some((p) => n.startsWith(p)));
+}
