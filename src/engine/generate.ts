@@ -1,0 +1,136 @@
+import { OllmError } from "../errors.js";
+import type { Sequence } from "./sequence.js";
+import { Rng, type SampledToken, type SamplingParams, sampleToken, validateSampling } from "./sampling.js";
+
+/** What generation needs of a tokenizer: incremental detokenization. */
+export interface Detokenizer {
+  createStreamDecoder(options?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };
+}
+
+export interface GenerateOptions extends SamplingParams {
+  /** Upper bound on generated tokens (default 256). */
+  maxNewTokens?: number;
+  /** Token ids that end generation (the eos ids); they are not part of the text. */
+  stopTokenIds?: readonly number[];
+  /** Strings that end generation; the text is cut before them. */
+  stopStrings?: readonly string[];
+  /** Top-N logprobs per token (0: only the chosen token's logprob). */
+  topLogprobs?: number;
+  /** Prompt tokens per prefill chunk. */
+  prefillChunkTokens?: number;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled";
+
+/**
+ * One step of output: the text it adds (possibly "" while a character or a stop string is incomplete)
+ * and the token that produced it. A last chunk without a token carries text held back until the end.
+ */
+export interface GenerationChunk {
+  text: string;
+  token?: SampledToken;
+}
+
+export interface GenerationSummary {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  /** Time from start to the first token, including prefill. */
+  timeToFirstTokenMs: number;
+  /** Time spent after the first token. */
+  decodeMs: number;
+}
+
+/** Longest suffix of `text` that is a proper prefix of some stop string: held back until resolved. */
+function heldBackLength(text: string, stops: readonly string[]): number {
+  let hold = 0;
+  for (const stop of stops) {
+    for (let n = Math.min(stop.length - 1, text.length); n > hold; n--) {
+      if (text.endsWith(stop.slice(0, n))) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  return hold;
+}
+
+/**
+ * Runs the prompt, then yields tokens until a stop id, a stop string, maxNewTokens or cancellation.
+ * The sequence keeps its cache, so a chat can continue from it. Returns a summary when done.
+ */
+export async function* generate(
+  seq: Sequence,
+  detokenizer: Detokenizer,
+  promptIds: readonly number[],
+  options: GenerateOptions = {},
+): AsyncGenerator<GenerationChunk, GenerationSummary> {
+  validateSampling(options);
+  const maxNewTokens = options.maxNewTokens ?? 256;
+  if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0))
+    throw new OllmError("INVALID_ARGUMENT", "maxNewTokens must be an integer ≥ 0");
+  if (promptIds.length === 0) throw new OllmError("INVALID_ARGUMENT", "the prompt has no tokens");
+  const stopIds = new Set(options.stopTokenIds ?? []);
+  const stops = (options.stopStrings ?? []).filter((s) => s.length > 0);
+  const rng = new Rng(options.seed);
+  const decoder = detokenizer.createStreamDecoder({ skipSpecialTokens: true });
+  const history = [...promptIds];
+  const start = performance.now();
+  let firstTokenAt = start;
+  let completionTokens = 0;
+  let text = "";
+  let emitted = 0;
+  let finishReason: FinishReason = "length";
+  const summary = (): GenerationSummary => ({
+    finishReason,
+    promptTokens: promptIds.length,
+    completionTokens,
+    timeToFirstTokenMs: firstTokenAt - start,
+    decodeMs: completionTokens > 0 ? performance.now() - firstTokenAt : 0,
+  });
+
+  // Emits text up to `end` (or cuts at a stop string) and reports whether a stop string was hit.
+  const release = (end: number): { delta: string; stopped: boolean } => {
+    for (const stop of stops) {
+      const at = text.indexOf(stop, Math.max(0, emitted - stop.length + 1));
+      if (at >= 0) end = Math.min(end, at);
+    }
+    const hit = stops.some((s) => text.indexOf(s, Math.max(0, emitted - s.length + 1)) === end);
+    const delta = text.slice(emitted, Math.max(emitted, end));
+    emitted += delta.length;
+    return { delta, stopped: hit };
+  };
+
+  let input: readonly number[] = promptIds;
+  while (completionTokens < maxNewTokens) {
+    if (options.signal?.aborted) {
+      finishReason = "cancelled";
+      return summary();
+    }
+    const chunkTokens = input === promptIds ? options.prefillChunkTokens : undefined;
+    const logits = await (await seq.forward(input, { logits: "last", chunkTokens })).read();
+    const token = sampleToken(logits, options, history, rng, options.topLogprobs ?? 0);
+    if (completionTokens === 0) firstTokenAt = performance.now();
+    completionTokens++;
+    history.push(token.id);
+    input = [token.id];
+    if (stopIds.has(token.id)) {
+      finishReason = "stop";
+      yield { text: "", token };
+      break;
+    }
+    text += decoder.push(token.id);
+    const { delta, stopped } = release(text.length - heldBackLength(text, stops));
+    yield { text: delta, token };
+    if (stopped) {
+      finishReason = "stop";
+      return summary();
+    }
+  }
+  text += decoder.flush();
+  const { delta, stopped } = release(text.length);
+  if (stopped) finishReason = "stop";
+  if (delta) yield { text: delta };
+  return summary();
+}
