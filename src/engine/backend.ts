@@ -71,4 +71,78 @@ export interface Backend {
   writeRows(dst: Tensor, dstRow: number, src: Tensor): void;
   /** Waits for recorded work (no-op on eager backends). */
   sync(): Promise<void>;
+
+  // --- Mixture of experts, MXFP4, hybrid (linear-attention) models ---
+
+  /**
+   * Index `index` of t's leading dimension (one expert of a stacked [experts, …] weight): shape
+   * t.shape[1:], t's dtype. A view where the backend can (no copy on CPU).
+   */
+  subTensor(t: Tensor, index: number): Tensor;
+  /** x @ w (+ bias) for weights stored [in, out] (gpt-oss experts), in any weight dtype. */
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /**
+   * x @ wᵀ (+ bias) with w [out, in] in MXFP4, decoded inside the kernel: `blocks` [out, in/32, 16] u8 hold
+   * two FP4 (e2m1) values a byte, low nibble first; `scales` [out, in/32] u8 are E8M0 exponents (2^(s-127)),
+   * one per block of 32 values.
+   */
+  linearMxfp4(x: Tensor, blocks: Tensor, scales: Tensor, bias?: Tensor): Tensor;
+  /** The rows of x listed in `rows`, in that order (the tokens routed to one expert). */
+  gatherRows(x: Tensor, rows: Int32Array): Tensor;
+  /** dst[rows[i]] += weights[i] · src[i] for every row i of src (combining expert outputs; dst is f32). */
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void;
+  /**
+   * gpt-oss clamped SwiGLU on interleaved columns [gate0, up0, gate1, up1, …] → [rows, cols/2]:
+   * (clamp(up, ±limit) + 1) · g · σ(alpha · g) with g = min(gate, limit).
+   */
+  clampedSwiglu(gateUp: Tensor, alpha: number, limit: number): Tensor;
+  /** x · σ(gate); gate is [rows, cols] like x, or [rows, 1] broadcast over each row. */
+  sigmoidGate(x: Tensor, gate: Tensor): Tensor;
+  /** cap · tanh(x / cap) (logit soft-capping). */
+  softcap(x: Tensor, cap: number): Tensor;
+  /**
+   * Columns [start, start + width) of every consecutive group of `group` columns of each row (group
+   * defaults to the row width), concatenated: splits fused projections such as qwen3-next's per-head [q | gate].
+   */
+  sliceColumns(x: Tensor, start: number, width: number, group?: number): Tensor;
+  /** The parts side by side: each row of the result is the parts' rows concatenated (equal row counts). */
+  concatColumns(parts: Tensor[]): Tensor;
+  /**
+   * Depthwise causal conv1d over time followed by SiLU: x [rows, channels], weight [channels, 1, kernel].
+   * `state` [kernel-1, channels] holds the inputs before x (zeros when undefined); the returned state holds
+   * the last kernel-1 inputs, to continue with the next chunk or token.
+   */
+  causalConv1d(x: Tensor, weight: Tensor, state: Tensor | undefined): { y: Tensor; state: Tensor };
+  /**
+   * Gates of the gated delta rule, per row and value head: beta = σ(b), g = −exp(aLog) · softplus(a + dtBias)
+   * (a, b [rows, heads]; aLog, dtBias [heads]).
+   */
+  deltaRuleGates(a: Tensor, b: Tensor, aLog: Tensor, dtBias: Tensor): { g: Tensor; beta: Tensor };
+  /**
+   * Gated delta rule (linear attention with a recurrent state per value head), q/k L2-normalised and q
+   * scaled by kHeadDim^-0.5 inside: q, k [rows, kHeads*kHeadDim], v [rows, vHeads*vHeadDim], g (log decay)
+   * and beta [rows, vHeads]; value head h reads key head floor(h / (vHeads / kHeads)). `state`
+   * [vHeads, kHeadDim, vHeadDim] (zeros when undefined) is the state before the first row; the returned
+   * one follows the last row. "chunked" (prefill) and "recurrent" (decode) compute the same function.
+   */
+  gatedDeltaRule(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g: Tensor,
+    beta: Tensor,
+    state: Tensor | undefined,
+    options: DeltaRuleOptions,
+  ): { out: Tensor; state: Tensor };
+}
+
+export interface DeltaRuleOptions {
+  numKeyHeads: number;
+  numValueHeads: number;
+  keyHeadDim: number;
+  valueHeadDim: number;
+  /** "chunked": the WY/chunk form (prefill); "recurrent": token by token (decode). */
+  mode: "chunked" | "recurrent";
+  /** Rows per chunk in "chunked" mode (64, as transformers and fla use). */
+  chunkSize?: number;
 }

@@ -4,7 +4,10 @@ import { Rng, type SampledToken, type SamplingParams, sampleToken, validateSampl
 
 /** What generation needs of a tokenizer: incremental detokenization. */
 export interface Detokenizer {
-  createStreamDecoder(options?: { skipSpecialTokens?: boolean }): { push(id: number): string; flush(): string };
+  createStreamDecoder(options?: { skipSpecialTokens?: boolean }): {
+    push(id: number): string;
+    flush(): string;
+  };
 }
 
 export interface GenerateOptions extends SamplingParams {

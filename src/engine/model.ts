@@ -114,12 +114,21 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const config = (await readJsonObject(join(dir, "config.json"), "INVALID_CONFIG")) as RawConfig;
   const generation = await readJsonObject(join(dir, "generation_config.json"), "INVALID_CONFIG", true);
   const family = familyFor(config);
-  const lm = family.create(config);
   const backend = createBackend(options.backend ?? "auto");
   const checkpoint = await Checkpoint.open(dir);
   try {
+    const lm = family.create(config, checkpoint.names());
     const weights = await ResidentWeightStore.load(checkpoint, backend, lm);
-    return new Model(dir, config, family, lm, backend, generationDefaults(config, generation), weights, checkpoint);
+    return new Model(
+      dir,
+      config,
+      family,
+      lm,
+      backend,
+      generationDefaults(config, generation),
+      weights,
+      checkpoint,
+    );
   } catch (error) {
     await checkpoint.close();
     throw error;

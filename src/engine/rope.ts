@@ -92,7 +92,10 @@ export function buildRope(p: RopeParameters, rotaryDim: number, maxPositions: nu
     case "dynamic":
       return { invFreq: defaultInvFreq(base, rotaryDim), attentionScaling: 1 };
     case "linear":
-      return { invFreq: defaultInvFreq(base, rotaryDim).map((x) => x / (p.factor ?? 1)), attentionScaling: 1 };
+      return {
+        invFreq: defaultInvFreq(base, rotaryDim).map((x) => x / (p.factor ?? 1)),
+        attentionScaling: 1,
+      };
     case "llama3":
       return { invFreq: llama3(defaultInvFreq(base, rotaryDim), p), attentionScaling: 1 };
     case "yarn":

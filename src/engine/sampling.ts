@@ -52,10 +52,12 @@ export function validateSampling(p: SamplingParams): void {
     throw new OllmError("INVALID_ARGUMENT", `${field} ${rule}`);
   };
   if (p.temperature !== undefined && !(p.temperature >= 0)) bad("temperature", "must be ≥ 0");
-  if (p.topK !== undefined && !(Number.isInteger(p.topK) && p.topK >= 0)) bad("topK", "must be an integer ≥ 0");
+  if (p.topK !== undefined && !(Number.isInteger(p.topK) && p.topK >= 0))
+    bad("topK", "must be an integer ≥ 0");
   if (p.topP !== undefined && !(p.topP > 0 && p.topP <= 1)) bad("topP", "must be in (0, 1]");
   if (p.minP !== undefined && !(p.minP >= 0 && p.minP <= 1)) bad("minP", "must be in [0, 1]");
-  if (p.repetitionPenalty !== undefined && !(p.repetitionPenalty > 0)) bad("repetitionPenalty", "must be > 0");
+  if (p.repetitionPenalty !== undefined && !(p.repetitionPenalty > 0))
+    bad("repetitionPenalty", "must be > 0");
 }
 
 /** log_softmax of a row, in f64. */

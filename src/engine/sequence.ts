@@ -65,7 +65,8 @@ export class Sequence {
     for (let i = 0; i < this.model.numLayers; i++) {
       const w = await this.weights.layer(i);
       const kv = this.model.kvSpec(i) ? this.kv.layer(i) : undefined;
-      hidden = this.model.layer(i, hidden, w, { backend: this.backend, positions, kv, state: this.states[i] });
+      const ctx = { backend: this.backend, positions, kv, state: this.states[i] };
+      hidden = await this.model.layer(i, hidden, w, ctx);
     }
     this.position += ids.length;
     return hidden;

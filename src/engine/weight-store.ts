@@ -26,9 +26,13 @@ export async function loadTensor(checkpoint: Checkpoint, backend: Backend, name:
   const info = checkpoint.info(name);
   const dtype = ENGINE_DTYPES[info.dtype];
   if (!dtype)
-    throw new OllmError("INVALID_CHECKPOINT", `tensor ${name} has dtype ${info.dtype}, which the engine cannot load`, {
-      hint: `loadable dtypes: ${Object.keys(ENGINE_DTYPES).join(", ")}`,
-    });
+    throw new OllmError(
+      "INVALID_CHECKPOINT",
+      `tensor ${name} has dtype ${info.dtype}, which the engine cannot load`,
+      {
+        hint: `loadable dtypes: ${Object.keys(ENGINE_DTYPES).join(", ")}`,
+      },
+    );
   const bytes = await checkpoint.read(name);
   return backend.upload(bytes, dtype, info.shape.length === 0 ? [1] : info.shape);
 }
@@ -38,6 +42,7 @@ class MapWeights implements Weights {
     private readonly tensors: Map<string, Tensor>,
     private readonly prefix: string,
     private readonly source: string,
+    private readonly backend: Backend,
   ) {}
 
   get(name: string): Tensor {
@@ -49,6 +54,11 @@ class MapWeights implements Weights {
   find(name: string): Tensor | undefined {
     return this.tensors.get(this.prefix + name);
   }
+
+  async fetch(name: string, index?: number): Promise<Tensor> {
+    const t = this.get(name);
+    return index === undefined ? t : this.backend.subTensor(t, index);
+  }
 }
 
 /** Every weight the model uses, loaded once into backend memory. */
@@ -57,6 +67,7 @@ export class ResidentWeightStore implements WeightStore {
     private readonly tensors: Map<string, Tensor>,
     private readonly model: CausalLM,
     private readonly source: string,
+    private readonly backend: Backend,
   ) {}
 
   static async load(checkpoint: Checkpoint, backend: Backend, model: CausalLM): Promise<ResidentWeightStore> {
@@ -68,15 +79,15 @@ export class ResidentWeightStore implements WeightStore {
       if (!tensors.has(name))
         throw new OllmError("INVALID_CHECKPOINT", `checkpoint in ${checkpoint.dir} lacks tensor ${name}`);
     }
-    return new ResidentWeightStore(tensors, model, `checkpoint in ${checkpoint.dir}`);
+    return new ResidentWeightStore(tensors, model, `checkpoint in ${checkpoint.dir}`, backend);
   }
 
   global(): Weights {
-    return new MapWeights(this.tensors, "", this.source);
+    return new MapWeights(this.tensors, "", this.source, this.backend);
   }
 
   async layer(index: number): Promise<Weights> {
-    return new MapWeights(this.tensors, this.model.layerPrefix(index), this.source);
+    return new MapWeights(this.tensors, this.model.layerPrefix(index), this.source, this.backend);
   }
 
   dispose(): void {

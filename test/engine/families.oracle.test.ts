@@ -2,7 +2,17 @@ import { describe, expect, it } from "vitest";
 import { loadModel } from "../../src/engine/model.js";
 import { argmax, comparableSteps, fixtureDir, readGolden, relativeError } from "./oracle.js";
 
-const FAMILIES = ["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-mistral"];
+const FAMILIES = [
+  "tiny-llama",
+  "tiny-qwen2",
+  "tiny-qwen3",
+  "tiny-mistral",
+  "tiny-gemma3",
+  "tiny-gemma3-mm",
+  "tiny-gpt_oss",
+  "tiny-gpt_oss-mxfp4",
+  "tiny-qwen3_next",
+];
 
 describe.each(FAMILIES)("%s against transformers", (name) => {
   const { golden, promptLogits } = readGolden(name);
@@ -43,7 +53,9 @@ describe.each(FAMILIES)("%s against transformers", (name) => {
     const model = await loadModel(fixtureDir(name), { backend: "cpu" });
     try {
       const seq = model.newSequence();
-      let logits = await (await seq.forward(golden.long_prompt_ids, { logits: "last", chunkTokens: 48 })).read();
+      let logits = await (
+        await seq.forward(golden.long_prompt_ids, { logits: "last", chunkTokens: 48 })
+      ).read();
       const top = Array.from(logits.keys())
         .sort((a, b) => logits[b] - logits[a])
         .slice(0, 10);

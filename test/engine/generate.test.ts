@@ -30,14 +30,26 @@ describe("generate", () => {
       generate(model.newSequence(), detokenizer, golden.prompt_ids, { maxNewTokens: 8 }),
     );
     expect(chunks.map((c) => c.token?.id)).toEqual(golden.greedy_ids.slice(0, 8));
-    expect(text).toBe(golden.greedy_ids.slice(0, 8).map((id) => `<${id}>`).join(""));
-    expect(summary).toMatchObject({ finishReason: "length", promptTokens: golden.prompt_ids.length, completionTokens: 8 });
+    expect(text).toBe(
+      golden.greedy_ids
+        .slice(0, 8)
+        .map((id) => `<${id}>`)
+        .join(""),
+    );
+    expect(summary).toMatchObject({
+      finishReason: "length",
+      promptTokens: golden.prompt_ids.length,
+      completionTokens: 8,
+    });
   });
 
   it("stops on a stop token id without emitting its text", async () => {
     const stopId = golden.greedy_ids[2];
     const { summary, text } = await collect(
-      generate(model.newSequence(), detokenizer, golden.prompt_ids, { maxNewTokens: 16, stopTokenIds: [stopId] }),
+      generate(model.newSequence(), detokenizer, golden.prompt_ids, {
+        maxNewTokens: 16,
+        stopTokenIds: [stopId],
+      }),
     );
     expect(summary.finishReason).toBe("stop");
     expect(summary.completionTokens).toBe(3);
@@ -48,7 +60,10 @@ describe("generate", () => {
     const [a, b, c] = golden.greedy_ids;
     const stop = `><${c}`;
     const { chunks, summary, text } = await collect(
-      generate(model.newSequence(), detokenizer, golden.prompt_ids, { maxNewTokens: 16, stopStrings: [stop] }),
+      generate(model.newSequence(), detokenizer, golden.prompt_ids, {
+        maxNewTokens: 16,
+        stopStrings: [stop],
+      }),
     );
     expect(summary.finishReason).toBe("stop");
     expect(text).toBe(`<${a}><${b}`);
@@ -59,7 +74,10 @@ describe("generate", () => {
 
   it("releases held-back text when generation ends without the stop string", async () => {
     const { text, summary } = await collect(
-      generate(model.newSequence(), detokenizer, golden.prompt_ids, { maxNewTokens: 2, stopStrings: ["><zz"] }),
+      generate(model.newSequence(), detokenizer, golden.prompt_ids, {
+        maxNewTokens: 2,
+        stopStrings: ["><zz"],
+      }),
     );
     expect(summary.finishReason).toBe("length");
     expect(text).toBe(`<${golden.greedy_ids[0]}><${golden.greedy_ids[1]}>`);

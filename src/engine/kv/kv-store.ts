@@ -35,7 +35,9 @@ export class ResidentKvStore implements KvStore {
   private readonly layers: (ResidentKvLayer | undefined)[];
 
   constructor(backend: Backend, specs: (KvLayerSpec | undefined)[], initialCapacity = 64) {
-    this.layers = specs.map((s) => (s ? new ResidentKvLayer(backend, s.numKvHeads * s.headDim, initialCapacity) : undefined));
+    this.layers = specs.map((s) =>
+      s ? new ResidentKvLayer(backend, s.numKvHeads * s.headDim, initialCapacity) : undefined,
+    );
   }
 
   layer(index: number): KvLayer {

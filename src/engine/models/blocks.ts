@@ -16,6 +16,11 @@ export interface AttentionSpec {
   qkNorm?: { eps: number; weightOffset: number };
   sinks?: boolean;
   softcap?: number;
+  /**
+   * q_proj also yields a per-head output gate ([query | gate] for each head); the attention output is
+   * multiplied by σ(gate) before o_proj (qwen3-next).
+   */
+  outputGate?: boolean;
 }
 
 /** Self-attention with GQA: projections (biases when present), optional q/k norm, rope, cache, output. */
@@ -24,6 +29,11 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
   const kv = ctx.kv;
   if (!kv) throw new OllmError("INTERNAL", "attention layer without a KV cache");
   let q = b.linear(x, w.get("q_proj.weight"), w.find("q_proj.bias"));
+  let gate: Tensor | undefined;
+  if (spec.outputGate) {
+    gate = b.sliceColumns(q, spec.headDim, spec.headDim, 2 * spec.headDim);
+    q = b.sliceColumns(q, 0, spec.headDim, 2 * spec.headDim);
+  }
   let k = b.linear(x, w.get("k_proj.weight"), w.find("k_proj.bias"));
   const v = b.linear(x, w.get("v_proj.weight"), w.find("v_proj.bias"));
   if (spec.qkNorm) {
@@ -34,7 +44,7 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
   q = b.rope(q, ctx.positions, spec.rope, ropeOptions);
   k = b.rope(k, ctx.positions, spec.rope, ropeOptions);
   const cache = kv.append(k, v);
-  const attended = b.attention(q, cache.k, cache.v, {
+  let attended = b.attention(q, cache.k, cache.v, {
     numHeads: spec.numHeads,
     numKvHeads: spec.numKvHeads,
     headDim: spec.headDim,
@@ -45,6 +55,7 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
     sinks: spec.sinks ? w.get("sinks") : undefined,
     softcap: spec.softcap,
   });
+  if (gate) attended = b.sigmoidGate(attended, gate);
   return b.linear(attended, w.get("o_proj.weight"), w.find("o_proj.bias"));
 }
 

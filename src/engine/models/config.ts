@@ -27,7 +27,11 @@ export const decoderConfigSchema = z
 export type DecoderConfig = z.infer<typeof decoderConfigSchema>;
 
 /** Parses config.json against a schema; every violation is reported at once, named by field. */
-export function parseConfig<T extends z.ZodType>(schema: T, raw: RawConfig, architecture: string): z.infer<T> {
+export function parseConfig<T extends z.ZodType>(
+  schema: T,
+  raw: RawConfig,
+  architecture: string,
+): z.infer<T> {
   const result = schema.safeParse(raw);
   if (result.success) return result.data;
   const problems = result.error.issues.map((i) => `${i.path.join(".") || "(root)"}: ${i.message}`).join("; ");
@@ -45,6 +49,9 @@ export function attentionGeometry(c: DecoderConfig) {
       `num_attention_heads (${numHeads}) must be a multiple of num_key_value_heads (${numKvHeads})`,
     );
   if (!Number.isInteger(headDim))
-    throw new OllmError("INVALID_CONFIG", "hidden_size must be divisible by num_attention_heads when head_dim is unset");
+    throw new OllmError(
+      "INVALID_CONFIG",
+      "hidden_size must be divisible by num_attention_heads when head_dim is unset",
+    );
   return { numHeads, numKvHeads, headDim };
 }

@@ -87,6 +87,7 @@ export function scoped(w: Weights, prefix: string): Weights {
   return {
     get: (name) => w.get(prefix + name),
     find: (name) => w.find(prefix + name),
+    fetch: (name, index) => w.fetch(prefix + name, index),
   };
 }
 

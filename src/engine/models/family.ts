@@ -7,6 +7,12 @@ export interface Weights {
   get(name: string): Tensor;
   /** The tensor, or undefined when the checkpoint does not have it (optional biases…). */
   find(name: string): Tensor | undefined;
+  /**
+   * A tensor fetched on demand: MoE layers ask this way, and only for the experts their router picked, so a
+   * streaming store can read just those. With `index`, the slice `name[index]` of a stacked [experts, …]
+   * tensor (shape without the leading dimension). Resident stores answer at once, with views.
+   */
+  fetch(name: string, index?: number): Promise<Tensor>;
 }
 
 /** Per-sequence state of one layer that is not KV (e.g. recurrent state of linear attention). */
@@ -41,7 +47,8 @@ export interface CausalLM {
   /** KV cache geometry of layer i, or undefined when it keeps none. */
   kvSpec(index: number): KvLayerSpec | undefined;
   embed(ids: Int32Array, weights: Weights, ctx: HeadContext): Tensor;
-  layer(index: number, hidden: Tensor, weights: Weights, ctx: LayerContext): Tensor;
+  /** One block; async when it must read numbers back first (MoE routing) or fetch weights on demand. */
+  layer(index: number, hidden: Tensor, weights: Weights, ctx: LayerContext): Tensor | Promise<Tensor>;
   /** Final norm + LM head: hidden [rows, hidden] → logits [rows, vocab]. */
   head(hidden: Tensor, weights: Weights, ctx: HeadContext): Tensor;
 }
@@ -54,5 +61,9 @@ export interface ModelFamily {
   readonly name: string;
   /** `architectures` entries of config.json this family reads. */
   readonly architectures: readonly string[];
-  create(config: RawConfig): CausalLM;
+  /**
+   * The model for a config.json. `tensorNames` (the checkpoint's tensors, when known) lets a family pick
+   * between the layouts checkpoints of one architecture are published in.
+   */
+  create(config: RawConfig, tensorNames?: readonly string[]): CausalLM;
 }

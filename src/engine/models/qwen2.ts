@@ -22,6 +22,9 @@ export const qwen2: ModelFamily = {
   architectures: ["Qwen2ForCausalLM"],
   create(raw) {
     const config = parseConfig(qwenConfigSchema, raw, "qwen2");
-    return new PreNormDecoder(config, raw, { architecture: "Qwen2ForCausalLM", windowOf: qwenWindows(raw, config) });
+    return new PreNormDecoder(config, raw, {
+      architecture: "Qwen2ForCausalLM",
+      windowOf: qwenWindows(raw, config),
+    });
   },
 };

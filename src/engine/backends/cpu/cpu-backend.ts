@@ -1,7 +1,12 @@
 import { OllmError } from "../../../errors.js";
-import type { AttentionOptions, Backend, RopeOptions, RopeSpec } from "../../backend.js";
+import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { type WeightData, widenAll, widenInto } from "./widen.js";
+import * as columns from "./columns.js";
+import * as deltaRule from "./delta-rule.js";
+import type { HostTensor } from "./host.js";
+import * as moe from "./moe.js";
+import * as mxfp4 from "./mxfp4.js";
 
 /** A tensor whose data lives in a JavaScript typed array. */
 export class CpuTensor implements Tensor {
@@ -21,7 +26,8 @@ export class CpuTensor implements Tensor {
 }
 
 function cpu(t: Tensor): CpuTensor {
-  if (!(t instanceof CpuTensor)) throw new OllmError("INTERNAL", "CPU backend was given a tensor of another backend");
+  if (!(t instanceof CpuTensor))
+    throw new OllmError("INTERNAL", "CPU backend was given a tensor of another backend");
   return t;
 }
 
@@ -49,6 +55,10 @@ function typedView(bytes: Uint8Array, dtype: DType): WeightData {
     case "i32":
       return new Int32Array(buffer, byteOffset, byteLength / 4);
   }
+}
+
+function wrap(t: HostTensor): CpuTensor {
+  return new CpuTensor(t.shape, t.dtype, t.data);
 }
 
 function sameShape(a: Tensor, b: Tensor, op: string): void {
@@ -94,7 +104,8 @@ export class CpuBackend implements Backend {
     const wt = cpu(w);
     const [rows, inDim] = rowsOf(x);
     const [outDim, wIn] = rowsOf(wt);
-    if (wIn !== inDim) throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
+    if (wIn !== inDim)
+      throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
     const out = new Float32Array(rows * outDim);
     const row = new Float32Array(inDim);
     const rowBits = new Uint32Array(row.buffer);
@@ -168,13 +179,19 @@ export class CpuBackend implements Backend {
 
   gegluTanh(gate: Tensor, up: Tensor): Tensor {
     const c = Math.sqrt(2 / Math.PI);
-    return this.elementwise(gate, up, "gegluTanh", (g, u) => 0.5 * g * (1 + Math.tanh(c * (g + 0.044715 * g * g * g))) * u);
+    return this.elementwise(
+      gate,
+      up,
+      "gegluTanh",
+      (g, u) => 0.5 * g * (1 + Math.tanh(c * (g + 0.044715 * g * g * g))) * u,
+    );
   }
 
   rope(x: Tensor, positions: Int32Array, spec: RopeSpec, options: RopeOptions): Tensor {
     const xs = f32(x);
     const [rows, width] = rowsOf(x);
-    if (rows !== positions.length) throw new OllmError("INTERNAL", `rope: ${rows} rows, ${positions.length} positions`);
+    if (rows !== positions.length)
+      throw new OllmError("INTERNAL", `rope: ${rows} rows, ${positions.length} positions`);
     const headDim = options.headDim;
     const rot = options.rotaryDim ?? headDim;
     const half = rot / 2;
@@ -258,11 +275,76 @@ export class CpuBackend implements Backend {
     if (d.dtype !== "f32") throw new OllmError("INTERNAL", "writeRows: destination must be f32");
     const [rows, cols] = rowsOf(d);
     const s = f32(src);
-    if ((dstRow + s.length / cols) > rows) throw new OllmError("INTERNAL", "writeRows: destination too small");
+    if (dstRow + s.length / cols > rows) throw new OllmError("INTERNAL", "writeRows: destination too small");
     (d.data as Float32Array).set(s, dstRow * cols);
   }
 
   async sync(): Promise<void> {}
+
+  // MoE, MXFP4 and hybrid-model ops: kernels in moe.ts, mxfp4.ts, columns.ts, delta-rule.ts.
+  subTensor(t: Tensor, index: number): Tensor {
+    return wrap(moe.subTensor(cpu(t), index));
+  }
+
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+    return wrap(moe.matmul(cpu(x), cpu(w), bias && cpu(bias)));
+  }
+
+  linearMxfp4(x: Tensor, blocks: Tensor, scales: Tensor, bias?: Tensor): Tensor {
+    return wrap(mxfp4.linearMxfp4(cpu(x), cpu(blocks), cpu(scales), bias && cpu(bias)));
+  }
+
+  gatherRows(x: Tensor, rows: Int32Array): Tensor {
+    return wrap(moe.gatherRows(cpu(x), rows));
+  }
+
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
+    moe.scatterAddRows(cpu(dst), rows, cpu(src), weights);
+  }
+
+  clampedSwiglu(gateUp: Tensor, alpha: number, limit: number): Tensor {
+    return wrap(moe.clampedSwiglu(cpu(gateUp), alpha, limit));
+  }
+
+  sigmoidGate(x: Tensor, gate: Tensor): Tensor {
+    return wrap(columns.sigmoidGate(cpu(x), cpu(gate)));
+  }
+
+  softcap(x: Tensor, cap: number): Tensor {
+    return wrap(columns.softcap(cpu(x), cap));
+  }
+
+  sliceColumns(x: Tensor, start: number, width: number, group?: number): Tensor {
+    return wrap(columns.sliceColumns(cpu(x), start, width, group));
+  }
+
+  concatColumns(parts: Tensor[]): Tensor {
+    return wrap(columns.concatColumns(parts.map(cpu)));
+  }
+
+  causalConv1d(x: Tensor, weight: Tensor, state: Tensor | undefined): { y: Tensor; state: Tensor } {
+    const r = deltaRule.causalConv1d(cpu(x), cpu(weight), state && cpu(state));
+    return { y: wrap(r.y), state: wrap(r.state) };
+  }
+
+  deltaRuleGates(a: Tensor, b: Tensor, aLog: Tensor, dtBias: Tensor): { g: Tensor; beta: Tensor } {
+    const r = deltaRule.deltaRuleGates(cpu(a), cpu(b), cpu(aLog), cpu(dtBias));
+    return { g: wrap(r.g), beta: wrap(r.beta) };
+  }
+
+  gatedDeltaRule(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g: Tensor,
+    beta: Tensor,
+    state: Tensor | undefined,
+    options: DeltaRuleOptions,
+  ): { out: Tensor; state: Tensor } {
+    const s = state && cpu(state);
+    const r = deltaRule.gatedDeltaRule(cpu(q), cpu(k), cpu(v), cpu(g), cpu(beta), s, options);
+    return { out: wrap(r.out), state: wrap(r.state) };
+  }
 
   private elementwise(a: Tensor, b: Tensor, op: string, fn: (p: number, q: number) => number): Tensor {
     sameShape(a, b, op);
