@@ -17,8 +17,19 @@ export type { KvLayer, KvStore, KvView } from "./engine/kv/kv-store.js";
 export { type BackendName, type LoadModelOptions, loadModel, Model } from "./engine/model.js";
 export type { CausalLM, ModelFamily } from "./engine/models/family.js";
 export { FAMILIES, supportedArchitectures } from "./engine/models/registry.js";
-export { Rng, type SampledToken, type SamplingParams, sampleToken, type TokenLogprob } from "./engine/sampling.js";
+export {
+  Rng,
+  type SampledToken,
+  type SamplingParams,
+  sampleToken,
+  type TokenLogprob,
+} from "./engine/sampling.js";
 export type { ForwardOptions, Sequence } from "./engine/sequence.js";
 export type { DType, Tensor } from "./engine/tensor.js";
 export { Checkpoint, SafetensorsFile, type TensorInfo } from "./engine/weights/safetensors.js";
 export * from "./text/index.js";
+export * from "./client.js";
+export * from "./config/index.js";
+export * from "./messages.js";
+export * from "./runtime/index.js";
+export * from "./session.js";

@@ -1,0 +1,297 @@
+import { resolve } from "node:path";
+import { type RuntimeConfig, validateRuntimeConfig } from "../config/runtime-config.js";
+import { OllmError } from "../errors.js";
+import { loadModel, type Model } from "../engine/model.js";
+import { Catalog, type Modality } from "./catalog.js";
+import type { RuntimeEvent, RuntimeEventListener } from "./events.js";
+import { type MachineProbe, probeMachine } from "./machine.js";
+import { LocalOnlyMaterializer, type Materializer } from "./materializer.js";
+import { type PlanDescription, planModalities, planRuntime, type RuntimePlan } from "./plan.js";
+import type { ResolvedModel } from "./resolved-model.js";
+import { ModelResolver } from "./resolver.js";
+import { type ChatTokenizer, defaultTokenizerLoader, type TokenizerLoader } from "./tokenizer.js";
+
+/** Per-call options of planning and loading. */
+export interface PlanCallOptions {
+  /** Input modalities the request needs (the client derives them from the content parts). */
+  modalities?: readonly Modality[];
+  onEvent?: RuntimeEventListener;
+  signal?: AbortSignal;
+}
+
+/** A config resolved and planned. */
+export interface PlannedRuntime {
+  config: RuntimeConfig;
+  model: ResolvedModel;
+  plan: RuntimePlan;
+}
+
+/**
+ * A loaded model ready to execute prompts: its weights on the backend, its tokenizer and the plan it was
+ * loaded with. Shared by every prompt and session with the same config; {@link close} frees it once the
+ * turns using it have finished.
+ */
+export class LoadedRuntime {
+  #users = 0;
+  #closing = false;
+  #closed: Promise<void> | undefined;
+  #idle: Promise<void> | undefined;
+  #signalIdle: (() => void) | undefined;
+
+  /** @internal */
+  constructor(
+    /** Cache key: the normalized config. */
+    readonly key: string,
+    readonly config: RuntimeConfig,
+    readonly model: ResolvedModel,
+    readonly plan: RuntimePlan,
+    /** The engine model (weights, sequences). */
+    readonly engine: Model,
+    readonly tokenizer: ChatTokenizer,
+    /** Ids that end generation: the model's and the tokenizer's eos ids. */
+    readonly stopTokenIds: readonly number[],
+    /** Milliseconds the load took. */
+    readonly loadMs: number,
+  ) {}
+
+  /** True once close() was called; a closing runtime takes no new turns. */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /** Marks one turn as using the runtime; call the returned function when it ends. @internal */
+  acquire(): () => void {
+    if (this.#closing)
+      throw new OllmError("INVALID_ARGUMENT", `The runtime of ${this.model.name} was unloaded`, {
+        hint: "Load it again (client.load) or send the prompt again.",
+      });
+    this.#users++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.#users--;
+      if (this.#closing && this.#users === 0) this.#signalIdle?.();
+    };
+  }
+
+  /** Frees the weights once the turns running on it have finished. Idempotent. */
+  close(): Promise<void> {
+    this.#closing = true;
+    if (this.#users === 0) return this.#finish();
+    this.#idle ??= new Promise((resolve) => {
+      this.#signalIdle = resolve;
+    });
+    return this.#idle.then(() => this.#finish());
+  }
+
+  #finish(): Promise<void> {
+    this.#closed ??= this.engine.close();
+    return this.#closed;
+  }
+}
+
+/** How a {@link RuntimeLoader} finds, materializes, measures and loads. Every part is replaceable. */
+export interface RuntimeLoaderOptions {
+  /** Built-in aliases (default: the package's catalog). */
+  catalog?: Catalog;
+  /** Downloads models that are not on disk (default: none; such models fail with MODEL_NOT_FOUND). */
+  materializer?: Materializer;
+  /** Measures the machine for planning (default: this machine). */
+  machine?: MachineProbe;
+  /** Loads tokenizers (default: src/text). */
+  tokenizerLoader?: TokenizerLoader;
+  /** Receives every runtime event. */
+  onEvent?: RuntimeEventListener;
+}
+
+/**
+ * Resolve → materialize → plan → load, with a cache of loaded runtimes keyed by the normalized config,
+ * so repeated prompts with the same config do not reload.
+ */
+export class RuntimeLoader {
+  readonly resolver: ModelResolver;
+  readonly #materializer: Materializer;
+  readonly #machine: MachineProbe;
+  readonly #tokenizerLoader: TokenizerLoader;
+  readonly #onEvent: RuntimeEventListener | undefined;
+  readonly #cache = new Map<string, Promise<LoadedRuntime>>();
+
+  constructor(options: RuntimeLoaderOptions = {}) {
+    this.resolver = new ModelResolver(options.catalog ?? Catalog.builtin());
+    this.#materializer = options.materializer ?? new LocalOnlyMaterializer();
+    this.#machine = options.machine ?? probeMachine;
+    this.#tokenizerLoader = options.tokenizerLoader ?? defaultTokenizerLoader;
+    this.#onEvent = options.onEvent;
+  }
+
+  /** Resolves a reference (see {@link ModelResolver.resolve}). */
+  resolve(reference: string, modelsDir: string): Promise<ResolvedModel> {
+    return this.resolver.resolve(reference, modelsDir);
+  }
+
+  /** Materialized models under a models dir (see {@link ModelResolver.discover}). */
+  discover(modelsDir: string): Promise<ResolvedModel[]> {
+    return this.resolver.discover(modelsDir);
+  }
+
+  /** Validates the config, resolves its model and plans it. Nothing is downloaded or loaded. */
+  async plan(input: unknown, options: PlanCallOptions = {}): Promise<PlannedRuntime> {
+    const config = normalize(validateRuntimeConfig(input));
+    const model = await this.resolver.resolve(config.modelReference, config.modelsDir);
+    return { config, model, plan: planRuntime(config, model, await this.#machine(), options) };
+  }
+
+  /** The `describePlan` payload: normalized config, resolved model, plan. */
+  async describePlan(input: unknown, options: PlanCallOptions = {}): Promise<PlanDescription> {
+    const { config, model, plan } = await this.plan(input, options);
+    return { schemaVersion: 1, runtimeConfig: config, resolvedModel: model, plan };
+  }
+
+  /**
+   * The loaded runtime for a config: from the cache when the same (normalized) config was loaded before,
+   * else resolved, materialized (through the materializer), planned and loaded. Concurrent calls with one
+   * config share one load; a failed load is not cached.
+   */
+  async load(input: unknown, options: PlanCallOptions = {}): Promise<LoadedRuntime> {
+    const config = normalize(validateRuntimeConfig(input));
+    const key = cacheKey(config);
+    const emit = this.emitter(options.onEvent);
+    const cached = this.#cache.get(key);
+    if (cached) {
+      const runtime = await cached;
+      if (!runtime.closed) {
+        // The runtime was planned for other inputs, maybe: this request's modalities must fit too.
+        if (options.modalities) planModalities(config, runtime.model, options.modalities);
+        emit({
+          type: "load-done",
+          model: runtime.model.name,
+          path: runtime.plan.model.path,
+          ms: 0,
+          cached: true,
+        });
+        return runtime;
+      }
+    }
+    const pending = this.#load(key, config, options, emit);
+    this.#cache.set(key, pending);
+    pending.catch(() => {
+      if (this.#cache.get(key) === pending) this.#cache.delete(key);
+    });
+    return pending;
+  }
+
+  /** Unloads the runtime of a config, if loaded. Resolves true when one was unloaded. */
+  async unload(input: unknown): Promise<boolean> {
+    const key = cacheKey(normalize(validateRuntimeConfig(input)));
+    const pending = this.#cache.get(key);
+    if (!pending) return false;
+    this.#cache.delete(key);
+    await this.#closeQuietly(pending);
+    return true;
+  }
+
+  /** The runtimes loaded now. */
+  async loaded(): Promise<LoadedRuntime[]> {
+    const all = await Promise.allSettled([...this.#cache.values()]);
+    return all.flatMap((r) => (r.status === "fulfilled" && !r.value.closed ? [r.value] : []));
+  }
+
+  /** Unloads every runtime. */
+  async close(): Promise<void> {
+    const all = [...this.#cache.values()];
+    this.#cache.clear();
+    await Promise.all(all.map((p) => this.#closeQuietly(p)));
+  }
+
+  async #closeQuietly(pending: Promise<LoadedRuntime>): Promise<void> {
+    let runtime: LoadedRuntime;
+    try {
+      runtime = await pending;
+    } catch {
+      return;
+    }
+    await runtime.close();
+    this.emitter()({ type: "unload", model: runtime.model.name });
+  }
+
+  /** A listener that reports to the loader's listener and to `extra`. */
+  emitter(extra?: RuntimeEventListener): (event: RuntimeEvent) => void {
+    return (event) => {
+      this.#onEvent?.(event);
+      extra?.(event);
+    };
+  }
+
+  async #load(
+    key: string,
+    config: RuntimeConfig,
+    options: PlanCallOptions,
+    emit: (event: RuntimeEvent) => void,
+  ): Promise<LoadedRuntime> {
+    let model = await this.resolver.resolve(config.modelReference, config.modelsDir);
+    emit({
+      type: "resolve",
+      reference: config.modelReference,
+      materialized: model.materialized,
+      path: model.path,
+    });
+    if (!model.materialized && !model.issues.some((i) => i.code !== "MODEL_NOT_FOUND")) {
+      const dir = await this.#materializer.materialize(model, {
+        modelsDir: config.modelsDir,
+        onEvent: emit,
+        signal: options.signal,
+      });
+      model = await this.resolver.describeMaterialized(model, dir);
+    }
+    const plan = planRuntime(config, model, await this.#machine(), options);
+    if (config.verbose)
+      for (const r of plan.reasons)
+        emit({ type: "status", message: `plan: ${r.subject} = ${r.decision} (${r.reason})` });
+    emit({ type: "load-start", model: model.name, path: plan.model.path });
+    emit({
+      type: "status",
+      message: `Loading ${model.name} (${plan.model.architecture}) on ${plan.backend}…`,
+    });
+    const start = performance.now();
+    const [engineResult, tokenizerResult] = await Promise.allSettled([
+      loadModel(plan.model.path, { backend: engineBackend(plan) }),
+      this.#tokenizerLoader(plan.model.path),
+    ]);
+    if (engineResult.status === "rejected" || tokenizerResult.status === "rejected") {
+      if (engineResult.status === "fulfilled") await engineResult.value.close();
+      throw engineResult.status === "rejected"
+        ? engineResult.reason
+        : (tokenizerResult as PromiseRejectedResult).reason;
+    }
+    const engine = engineResult.value;
+    const tokenizer = tokenizerResult.value;
+    const stopTokenIds = [...new Set([...engine.generation.eosTokenIds, ...tokenizer.eosTokenIds])];
+    const ms = performance.now() - start;
+    emit({ type: "load-done", model: model.name, path: plan.model.path, ms, cached: false });
+    return new LoadedRuntime(key, config, model, plan, engine, tokenizer, stopTokenIds, ms);
+  }
+}
+
+function engineBackend(plan: RuntimePlan): "cpu" {
+  if (plan.backend !== "cpu")
+    throw new OllmError("BACKEND_UNAVAILABLE", `backend "${plan.backend}" is not available in this engine`);
+  return plan.backend;
+}
+
+/** The config with modelsDir absolute, so equal configs written differently share a cache entry. */
+function normalize(config: RuntimeConfig): RuntimeConfig {
+  return { ...config, modelsDir: resolve(config.modelsDir) };
+}
+
+/** Options that change nothing about the loaded runtime (they affect responses only). */
+const NOT_IN_KEY = new Set(["stats", "verbose"]);
+
+function cacheKey(config: RuntimeConfig): string {
+  const sorted = Object.fromEntries(
+    Object.entries(config)
+      .filter(([k]) => !NOT_IN_KEY.has(k))
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
+  return JSON.stringify(sorted);
+}
