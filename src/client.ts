@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { type GenerationConfigInput, validateGenerationConfig } from "./config/generation-config.js";
 import { type RuntimeConfigInput, validateRuntimeConfig } from "./config/runtime-config.js";
+import { OllmError } from "./errors.js";
 import {
   audioPart,
   type ContentPart,
@@ -61,7 +62,12 @@ export interface PromptPartsOptions {
   signal?: AbortSignal;
   /** Runtime events of this call. */
   onEvent?: RuntimeEventListener;
+  /** Tool (function) definitions passed to the chat template as `tools` (OpenAI/transformers JSON shape). */
+  tools?: unknown[];
 }
+
+/** Options of {@link RuntimeClient.chat}: like {@link PromptPartsOptions}, the messages carry the system prompt and history. */
+export type ChatOptions = Omit<PromptPartsOptions, "systemPrompt" | "history">;
 
 /** Options of {@link RuntimeClient.prompt}: {@link PromptPartsOptions} plus image and audio inputs. */
 export interface PromptOptions extends PromptPartsOptions {
@@ -183,6 +189,33 @@ export class RuntimeClient {
           sink: options.sink,
           signal: options.signal,
           onEvent: options.onEvent,
+          tools: options.tools,
+        },
+        stop,
+      ),
+    );
+  }
+
+  /**
+   * A whole conversation as it is — system, user, assistant (with tool calls) and tool messages, in order —
+   * streamed: the reply continues it. No system prompt is added. No messages → INVALID_ARGUMENT.
+   */
+  chat(messages: Message[], options: ChatOptions): PromptStream {
+    const list = validateMessages(messages);
+    if (list.length === 0) throw new OllmError("INVALID_ARGUMENT", "A chat needs at least one message");
+    const runtimeConfig = validateRuntimeConfig(options.runtimeConfig);
+    const generationConfig = validateGenerationConfig(options.generationConfig ?? {});
+    return new PromptStream((stop) =>
+      runTurn(
+        {
+          loader: this.#loader,
+          runtimeConfig,
+          generationConfig,
+          messages: list,
+          sink: options.sink,
+          signal: options.signal,
+          onEvent: options.onEvent,
+          tools: options.tools,
         },
         stop,
       ),

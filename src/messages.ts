@@ -22,15 +22,29 @@ export type ContentPart = z.infer<typeof ContentPartSchema>;
 /** The kind of a content part. */
 export type ContentKind = ContentPart["type"];
 
-/** Who wrote a message. */
-export const MESSAGE_ROLES = ["system", "user", "assistant"] as const;
+/** Who wrote a message (`tool`: the result of a tool call, with `toolCallId`). */
+export const MESSAGE_ROLES = ["system", "user", "assistant", "tool"] as const;
 /** Who wrote a message. */
 export type MessageRole = (typeof MESSAGE_ROLES)[number];
 
-/** A chat message: a role and its content parts, in order. */
+/** A function call an assistant message asks for: `arguments` is the JSON text the model wrote. */
+export const ToolCallSchema = z.strictObject({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  arguments: z.string(),
+});
+/** A function call of an assistant message. */
+export type ToolCall = z.infer<typeof ToolCallSchema>;
+
+/**
+ * A chat message: a role and its content parts, in order. Assistant messages may carry `toolCalls`; tool
+ * messages name the call they answer with `toolCallId`.
+ */
 export const MessageSchema = z.strictObject({
   role: z.enum(MESSAGE_ROLES),
   content: z.array(ContentPartSchema),
+  toolCalls: z.array(ToolCallSchema).optional(),
+  toolCallId: z.string().optional(),
 });
 /** A chat message. */
 export type Message = z.infer<typeof MessageSchema>;

@@ -38,6 +38,7 @@ import {
   type Usage,
 } from "./runtime/executor.js";
 import type { RuntimeLoader } from "./runtime/loader.js";
+import type { TemplateMessage } from "./runtime/tokenizer.js";
 
 /**
  * Any failure as an OllmError: OllmErrors pass through; anything else (a bug, an unexpected system error)
@@ -191,6 +192,31 @@ export interface TurnRequest {
   sink?: StreamSink;
   signal?: AbortSignal;
   onEvent?: RuntimeEventListener;
+  /** Tool definitions for the chat template. */
+  tools?: unknown[];
+}
+
+/** A message as the chat template takes it: text, plus tool calls (arguments parsed when JSON) or the call answered. */
+function templateMessage(m: Message): TemplateMessage {
+  const out: TemplateMessage = { role: m.role, content: messageText(m) };
+  if (m.toolCalls?.length)
+    out.tool_calls = m.toolCalls.map((c) => ({
+      id: c.id,
+      type: "function",
+      function: { name: c.name, arguments: parseToolArguments(c.arguments) },
+    }));
+  if (m.toolCallId !== undefined) out.tool_call_id = m.toolCallId;
+  return out;
+}
+
+/** Templates render `arguments | tojson` and expect an object (as transformers passes it); other text stays as is. */
+function parseToolArguments(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null ? value : text;
+  } catch {
+    return text;
+  }
 }
 
 /**
@@ -221,9 +247,10 @@ export async function* runTurn(
         "UNSUPPORTED_MODALITY",
         "image and audio input is not implemented by the engine yet",
       );
-    return { role: m.role, content: messageText(m) };
+    return templateMessage(m);
   });
   const run = executeChat(runtime, templateMessages, {
+    tools: request.tools,
     generation: request.generationConfig,
     signal,
     onEvent: request.loader.emitter(local),

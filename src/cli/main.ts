@@ -1,36 +1,26 @@
 #!/usr/bin/env node
-import { Command } from "commander";
-import { isOllmError } from "../errors.js";
-import { runPrompt } from "./prompt.js";
+/**
+ * The `ollm` command: a thin shell over RuntimeClient. Parses the command line (./program.ts), runs the
+ * command, and exits 0 (ok), 1 (runtime failure), 2 (usage or configuration error) or 130 (Ctrl-C).
+ */
+import { CommanderError } from "commander";
+import { EXIT, exitCodeFor } from "./errors.js";
+import { buildProgram } from "./program.js";
 
-const program = new Command()
-  .name("ollm")
-  .description("Run Hugging Face LLMs from safetensors checkpoints on a TypeScript engine")
-  .showHelpAfterError()
-  .exitOverride();
-
-program
-  .command("prompt")
-  .description("Generate a reply to one prompt, streamed to stdout")
-  .argument("<text>", "the user message")
-  .requiredOption("-m, --model <dir>", "a local model directory (config.json + safetensors + tokenizer)")
-  .option("--system <text>", "system prompt")
-  .option("--max-new-tokens <n>", "upper bound on generated tokens", "128")
-  .option("--temperature <t>", "sampling temperature (0 = greedy)", "0")
-  .option("--seed <n>", "random seed for sampling")
-  .action(runPrompt);
+const args = process.argv.slice(2);
+// Bare `ollm` on a terminal starts a chat, as in oLLM; elsewhere it prints the help.
+if (args.length === 0 && process.stdin.isTTY && process.stdout.isTTY) args.push("chat");
 
 try {
-  await program.parseAsync();
+  await buildProgram().parseAsync(args, { from: "user" });
 } catch (error) {
-  if (isOllmError(error)) {
-    process.stderr.write(`error: ${error.message}${error.hint ? `\nhint: ${error.hint}` : ""}\n`);
-    process.exitCode = error.code === "INVALID_ARGUMENT" ? 2 : 1;
-  } else if (error && typeof error === "object" && "exitCode" in error) {
-    // commander already printed its message (usage errors, --help).
-    process.exitCode = (error as { exitCode: number }).exitCode === 0 ? 0 : 2;
+  if (error instanceof CommanderError) {
+    // commander has printed the message (or the help / version).
+    process.exitCode = exitCodeFor(error);
   } else {
-    process.stderr.write(`error: ${(error as Error).message ?? String(error)}\n`);
-    process.exitCode = 1;
+    process.stderr.write(
+      `error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    process.exitCode = EXIT.FAILURE;
   }
 }

@@ -20,10 +20,15 @@ export interface AttentionOptions {
   headDim: number;
   /** Multiplier applied to q·k. */
   scale: number;
-  /** Absolute position of each query row. Key row j holds absolute position j. */
+  /** Absolute position of each query row. Key row j holds absolute position j + kvPositionOffset. */
   queryPositions: Int32Array;
   /** Number of valid key/value rows. */
   kvLength: number;
+  /**
+   * Absolute position of key row 0 (default 0). KV strategies that keep only a window (the ring buffer)
+   * pass their rows with an offset; causal and window masks compare absolute positions.
+   */
+  kvPositionOffset?: number;
   /** Keys with `qPos - kPos >= window` are masked (sliding-window attention). */
   window?: number;
   /** Per-head learned sink logits that join the softmax but carry no value (gpt-oss). */

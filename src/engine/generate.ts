@@ -107,6 +107,8 @@ export async function* generate(
 
   let input: readonly number[] = promptIds;
   while (completionTokens < maxNewTokens) {
+    // Let timers, I/O and signal handlers run between steps: CPU reads resolve as microtasks only.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (options.signal?.aborted) {
       finishReason = "cancelled";
       return summary();

@@ -1,20 +1,41 @@
 import { join } from "node:path";
 import { OllmError } from "../errors.js";
 import type { Backend } from "./backend.js";
-import { CpuBackend } from "./backends/cpu/cpu-backend.js";
+import { selectBackend } from "./backends/webgpu/select.js";
 import { readJsonObject } from "./json-file.js";
-import { ResidentKvStore } from "./kv/kv-store.js";
+import { modelCacheKey } from "./kv/cache-dir.js";
+import { createKvStore, type KvCacheOptions } from "./kv/strategies.js";
 import type { CausalLM, ModelFamily, RawConfig } from "./models/family.js";
 import { familyFor } from "./models/registry.js";
 import { type ForwardOptions, Sequence } from "./sequence.js";
+import type { Residency } from "./residency/policy.js";
+import { LayeredWeightStore, type StreamingStats } from "./residency/streaming-store.js";
 import { ResidentWeightStore, type WeightStore } from "./weight-store.js";
 import { Checkpoint } from "./weights/safetensors.js";
 
-export type BackendName = "cpu" | "auto";
+export type BackendName = "cpu" | "webgpu" | "auto";
 
 export interface LoadModelOptions {
-  /** Compute backend; "auto" picks the best available (CPU until the GPU backend lands). */
+  /** Compute backend; "auto" picks WebGPU on a hardware GPU adapter, else the CPU (see backends/webgpu/select.ts). */
   backend?: BackendName;
+  /** WebGPU adapter: "auto", "gpu", "gpu:N", an index or an adapter name. */
+  device?: string | number;
+  /** GPU timestamp queries per submission (--stats). */
+  stats?: boolean;
+  /** Where auto's fallback notice goes (default: console.warn). */
+  onNotice?: (message: string) => void;
+  /**
+   * Where each decoder layer's weights live (default: all "device", loaded once). "host": host RAM (on the
+   * CPU backend the same as "device"; on a GPU uploaded per use). "disk": read from the checkpoint each
+   * time the layer runs, double-buffered. The planner chooses it with planResidency (engine/residency).
+   */
+  residency?: readonly Residency[];
+  /** Bytes of routed MoE experts of streamed layers kept in an LRU across tokens (default 0). */
+  expertCacheBytes?: number;
+  /** Read the next streamed layer while the current one computes (default true). */
+  prefetchWeights?: boolean;
+  /** KV cache strategy (and its block size, window, cache dir) of new sequences (default resident). */
+  kvCache?: KvCacheOptions;
 }
 
 /** generation_config.json fields the engine uses as defaults. */
@@ -29,9 +50,10 @@ export interface GenerationDefaults {
   doSample?: boolean;
 }
 
-function createBackend(name: BackendName): Backend {
-  if (name === "cpu" || name === "auto") return new CpuBackend();
-  throw new OllmError("INVALID_ARGUMENT", `unknown backend "${String(name)}"`, { hint: "use cpu or auto" });
+function createBackend(options: LoadModelOptions): Promise<Backend> {
+  const { device, stats, onNotice } = options;
+  if (device === "cpu" && options.backend !== "webgpu") return selectBackend("cpu");
+  return selectBackend(options.backend ?? "auto", { device, stats, onNotice });
 }
 
 function ids(value: unknown): number[] {
@@ -72,17 +94,24 @@ export class Model {
     readonly generation: GenerationDefaults,
     private readonly weights: WeightStore,
     private readonly checkpoint: Checkpoint,
+    private readonly kvCache: KvCacheOptions = {},
   ) {}
 
   get vocabSize(): number {
     return this.lm.vocabSize;
   }
 
-  /** A fresh sequence with its own KV cache. */
-  newSequence(): Sequence {
+  /** A fresh sequence with its own KV cache (the model's KV strategy unless `kvCache` names another). */
+  newSequence(kvCache: KvCacheOptions = this.kvCache): Sequence {
     this.assertOpen();
     const specs = Array.from({ length: this.lm.numLayers }, (_, i) => this.lm.kvSpec(i));
-    return new Sequence(this.backend, this.lm, this.weights, new ResidentKvStore(this.backend, specs));
+    const kv = createKvStore(this.backend, specs, kvCache, modelCacheKey(this.dir));
+    return new Sequence(this.backend, this.lm, this.weights, kv);
+  }
+
+  /** Streaming numbers (bytes read, read/wait time, overlap, expert LRU) when layers stream; else undefined. */
+  streamingStats(): StreamingStats | undefined {
+    return this.weights instanceof LayeredWeightStore ? this.weights.stats() : undefined;
   }
 
   /** Logits at every position of `ids` ([ids.length × vocabSize], row-major), from an empty cache. */
@@ -102,6 +131,7 @@ export class Model {
     this.closed = true;
     this.weights.dispose();
     await this.checkpoint.close();
+    await (this.backend as { close?: () => Promise<void> }).close?.();
   }
 
   private assertOpen(): void {
@@ -114,11 +144,17 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
   const config = (await readJsonObject(join(dir, "config.json"), "INVALID_CONFIG")) as RawConfig;
   const generation = await readJsonObject(join(dir, "generation_config.json"), "INVALID_CONFIG", true);
   const family = familyFor(config);
-  const backend = createBackend(options.backend ?? "auto");
+  const backend = await createBackend(options);
   const checkpoint = await Checkpoint.open(dir);
   try {
     const lm = family.create(config, checkpoint.names());
-    const weights = await ResidentWeightStore.load(checkpoint, backend, lm);
+    const weights = options.residency
+      ? await LayeredWeightStore.load(checkpoint, backend, lm, {
+          residency: options.residency,
+          expertCacheBytes: options.expertCacheBytes,
+          prefetch: options.prefetchWeights,
+        })
+      : await ResidentWeightStore.load(checkpoint, backend, lm);
     return new Model(
       dir,
       config,
@@ -128,6 +164,7 @@ export async function loadModel(dir: string, options: LoadModelOptions = {}): Pr
       generationDefaults(config, generation),
       weights,
       checkpoint,
+      options.kvCache,
     );
   } catch (error) {
     await checkpoint.close();

@@ -9,10 +9,14 @@ export interface WeightStore {
   global(): Weights;
   /** Layer i's weights (names relative to its prefix), ready for compute. */
   layer(index: number): Promise<Weights>;
+  /** The runner is done with layer i for now: a streaming store drops its device copy (and may reuse buffers). */
+  release?(index: number): void;
+  /** True when some layer is read from disk per use: the runner then runs long prompts layer-major. */
+  readonly streaming?: boolean;
   dispose(): void;
 }
 
-const ENGINE_DTYPES: Partial<Record<SafetensorsDType, DType>> = {
+export const ENGINE_DTYPES: Partial<Record<SafetensorsDType, DType>> = {
   BF16: "bf16",
   F16: "f16",
   F32: "f32",
@@ -37,7 +41,8 @@ export async function loadTensor(checkpoint: Checkpoint, backend: Backend, name:
   return backend.upload(bytes, dtype, info.shape.length === 0 ? [1] : info.shape);
 }
 
-class MapWeights implements Weights {
+/** Weights backed by a map of loaded tensors (names under `prefix`); experts are views of stacked tensors. */
+export class MapWeights implements Weights {
   constructor(
     private readonly tensors: Map<string, Tensor>,
     private readonly prefix: string,

@@ -137,6 +137,8 @@ export interface ExecuteOptions {
   onEvent?: RuntimeEventListener;
   /** Keep the KV cache in this session across calls (chat sessions). */
   kv?: KvSession;
+  /** Tool (function) definitions handed to the chat template as `tools`. */
+  tools?: unknown[];
 }
 
 function sampling(runtime: LoadedRuntime, g: GenerationConfig) {
@@ -168,7 +170,7 @@ export async function* executeChat(
   const started = performance.now();
   try {
     const tokenizer = runtime.tokenizer;
-    const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
+    const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tools: options.tools });
     const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
     const context = runtime.plan.kvCache.contextTokens;
     if (promptIds.length >= context)

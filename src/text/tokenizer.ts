@@ -117,7 +117,8 @@ export class Tokenizer {
       const normalized = { text: this.normalize(piece.text), atStart: piece.atStart };
       for (const part of this.added.splitNormalized(normalized)) {
         if (part.id !== undefined) ids.push(part.id);
-        else ids.push(...this.model.tokenize(this.preTokenize([part]).map((p) => p.text)));
+        // A loop, not push(...ids): spreading a long text's ids as arguments overflows the stack.
+        else for (const id of this.model.tokenize(this.preTokenize([part]).map((p) => p.text))) ids.push(id);
       }
     }
     return opts.addSpecialTokens === false ? ids : this.postProcess(ids);

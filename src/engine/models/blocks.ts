@@ -51,7 +51,9 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
     scale: spec.scale,
     queryPositions: ctx.positions,
     kvLength: cache.length,
-    window: spec.window,
+    kvPositionOffset: cache.positionOffset,
+    // The cache may keep less than the layer's window (a ring buffer): the smaller one masks.
+    window: cache.window === undefined ? spec.window : Math.min(cache.window, spec.window ?? cache.window),
     sinks: spec.sinks ? w.get("sinks") : undefined,
     softcap: spec.softcap,
   });

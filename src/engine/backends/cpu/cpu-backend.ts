@@ -1,6 +1,7 @@
 import { OllmError } from "../../../errors.js";
 import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
+import { type CpuKernelOptions, FastKernels, releaseKernelData } from "./kernels/fast-kernels.js";
 import { type WeightData, widenAll, widenInto } from "./widen.js";
 import * as columns from "./columns.js";
 import * as deltaRule from "./delta-rule.js";
@@ -21,6 +22,7 @@ export class CpuTensor implements Tensor {
   }
 
   dispose(): void {
+    releaseKernelData(this.data);
     this.data = new Float32Array(0);
   }
 }
@@ -66,14 +68,22 @@ function sameShape(a: Tensor, b: Tensor, op: string): void {
     throw new OllmError("INTERNAL", `${op}: shapes [${a.shape}] and [${b.shape}] differ`);
 }
 
-/** Reference backend: plain TypeScript, f32 compute, eager execution. */
+/**
+ * CPU backend: f32 compute, eager execution. The plain TypeScript ops are the reference; `linear` runs on
+ * WASM SIMD kernels over worker threads (kernels/) unless `kernels: "reference"`.
+ */
 export class CpuBackend implements Backend {
   readonly name = "cpu";
+  private readonly fast: FastKernels | undefined;
+
+  constructor(options: CpuKernelOptions = {}) {
+    this.fast = FastKernels.create(options);
+  }
 
   upload(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
     if (bytes.byteLength !== numel(shape) * DTYPE_BYTES[dtype])
       throw new OllmError("INTERNAL", `upload: ${bytes.byteLength} bytes do not fit [${shape}] ${dtype}`);
-    return new CpuTensor(shape, dtype, typedView(bytes, dtype));
+    return new CpuTensor(shape, dtype, this.fast?.place(bytes, dtype) ?? typedView(bytes, dtype));
   }
 
   fromFloat32(data: Float32Array, shape: number[]): Tensor {
@@ -106,11 +116,12 @@ export class CpuBackend implements Backend {
     const [outDim, wIn] = rowsOf(wt);
     if (wIn !== inDim)
       throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
-    const out = new Float32Array(rows * outDim);
+    const fast = this.fast?.linear(xs, rows, inDim, wt.data, wt.dtype, outDim);
+    const out = fast ?? new Float32Array(rows * outDim);
     const row = new Float32Array(inDim);
     const rowBits = new Uint32Array(row.buffer);
     const direct = wt.dtype === "f32" ? (wt.data as Float32Array) : undefined;
-    for (let o = 0; o < outDim; o++) {
+    for (let o = 0; !fast && o < outDim; o++) {
       let wr: Float32Array;
       let base = 0;
       if (direct) {
@@ -230,10 +241,12 @@ export class CpuBackend implements Backend {
     const sinks = o.sinks ? f32(o.sinks) : undefined;
     const out = new Float32Array(rows * qWidth);
     const scores = new Float64Array(kvLength);
+    const offset = o.kvPositionOffset ?? 0;
     for (let r = 0; r < rows; r++) {
       const pos = o.queryPositions[r];
-      const last = Math.min(pos, kvLength - 1);
-      const first = window === undefined ? 0 : Math.max(0, pos - window + 1);
+      // Row j holds absolute position offset + j.
+      const last = Math.min(pos - offset, kvLength - 1);
+      const first = window === undefined ? 0 : Math.max(0, pos - window + 1 - offset);
       for (let h = 0; h < numHeads; h++) {
         const qo = r * qWidth + h * headDim;
         const kvo = Math.floor(h / group) * headDim;

@@ -1,0 +1,1051 @@
+/**
+ * WGSL sources of every op, generated per variant (input dtypes, vector widths, workgroup shapes).
+ * Buffers are bound as array<u32> (weights in their stored type, widened in the kernel: bf16 is the top
+ * half of an f32, f16 through unpack2x16float so no shader-f16 is needed, i8/u8 four to a word) or
+ * array<f32> (activations). Binding 0 is always the uniform parameter block `p`.
+ */
+import type { DType } from "../../tensor.js";
+
+export type ParamType = "u32" | "f32" | "i32";
+export type Access = "read" | "rw";
+
+export interface BindingDecl {
+  name: string;
+  access: Access;
+  /** WGSL element type of the array ("f32" for activations, which may share one physical buffer). */
+  type: string;
+  /** Host data from the parameter arena (bound with a dynamic offset). */
+  host?: boolean;
+}
+
+export interface KernelSource {
+  key: string;
+  /** WGSL after the bindings, written against the logical binding names. */
+  body: string;
+  params: ParamType[];
+  bindings: BindingDecl[];
+  subgroups: boolean;
+}
+
+/** 2D dispatches: workgroup id (x, y) → a linear index, for counts above maxComputeWorkgroupsPerDimension. */
+const LINEAR_WG = "(wid.x + wid.y * nwg.x)";
+
+/** Memoised by arguments: generating WGSL text per op call would cost more than recording the dispatch. */
+// biome-ignore lint/suspicious/noExplicitAny: generic over the generators' argument lists
+function memo<A extends any[]>(make: (...args: A) => KernelSource): (...args: A) => KernelSource {
+  const sources = new Map<string, KernelSource>();
+  return (...args: A) => {
+    const key = args.length === 1 && typeof args[0] !== "object" ? String(args[0]) : JSON.stringify(args);
+    let k = sources.get(key);
+    if (!k) {
+      k = make(...args);
+      sources.set(key, k);
+    }
+    return k;
+  };
+}
+
+function build(
+  key: string,
+  params: [string, ParamType][],
+  bindings: BindingDecl[],
+  body: string,
+  options: { subgroups?: boolean } = {},
+): KernelSource {
+  const fields = params.length > 0 ? params : ([["_pad", "u32"]] as [string, ParamType][]);
+  const struct = `struct P { ${fields.map(([n, t]) => `${n}: ${t}`).join(", ")} }`;
+  return {
+    key,
+    body: `${struct}\n@group(0) @binding(0) var<uniform> p: P;\n${body}`,
+    params: fields.map(([, t]) => t),
+    bindings,
+    subgroups: options.subgroups === true,
+  };
+}
+
+/** One physical binding: the logical arrays it serves (several when they live in one buffer). */
+export interface PhysicalBinding {
+  names: string[];
+  access: Access;
+  type: string;
+  host: boolean;
+}
+
+/** WGSL of `src` with logical arrays mapped onto physical bindings 1..n (binding 0 is `p`). */
+export function specialize(src: KernelSource, physical: PhysicalBinding[]): string {
+  const lines: string[] = [];
+  if (src.subgroups) lines.push("enable subgroups;");
+  let body = src.body;
+  physical.forEach((b, i) => {
+    const space = b.access === "read" ? "storage, read" : "storage, read_write";
+    lines.push(`@group(0) @binding(${i + 1}) var<${space}> b${i + 1}: array<${b.type}>;`);
+    for (const name of b.names) body = body.replace(new RegExp(`(?<![.\\w])${name}\\[`, "g"), `b${i + 1}[`);
+  });
+  lines.push(body);
+  return lines.join("\n");
+}
+
+/** WGSL array type a tensor of `dtype` is bound as. */
+export function bindType(dtype: DType): string {
+  return dtype === "f32" ? "f32" : "u32";
+}
+
+/** `fn NAME_at(i) -> f32`: element i of a u32-packed buffer of `dtype`, widened. */
+export function loader(name: string, dtype: DType): string {
+  const head = `fn ${name}_at(i: u32) -> f32 {`;
+  switch (dtype) {
+    case "f32":
+      return `${head} return ${name}[i]; }`;
+    case "bf16":
+      return `${head} let w = ${name}[i >> 1u]; return bitcast<f32>(select(w << 16u, w & 0xffff0000u, (i & 1u) == 1u)); }`;
+    case "f16":
+      return `${head} return unpack2x16float(${name}[i >> 1u])[i & 1u]; }`;
+    case "i8":
+      return `${head} return f32(extractBits(bitcast<i32>(${name}[i >> 2u]), (i & 3u) * 8u, 8u)); }`;
+    case "u8":
+      return `${head} return f32(extractBits(${name}[i >> 2u], (i & 3u) * 8u, 8u)); }`;
+    case "i32":
+      return `${head} return f32(bitcast<i32>(${name}[i])); }`;
+  }
+}
+
+/** A read-only input of `dtype`. */
+const r = (name: string, dtype: DType): BindingDecl => ({ name, access: "read", type: bindType(dtype) });
+const rf = (name: string): BindingDecl => ({ name, access: "read", type: "f32" });
+const w = (name: string): BindingDecl => ({ name, access: "rw", type: "f32" });
+const host = (name: string, type = "u32"): BindingDecl => ({ name, access: "read", type, host: true });
+
+const MAIN_1D = `@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let i = ${LINEAR_WG} * 256u + l;`;
+
+const SAFE_MATH = `
+fn tanh_s(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }`;
+
+/** Y[yo+i] = 0 for i < n. */
+function fillKernelImpl(): KernelSource {
+  return build(
+    "fill",
+    [
+      ["n", "u32"],
+      ["yo", "u32"],
+    ],
+    [w("Y")],
+    `${MAIN_1D}\n  if (i < p.n) { Y[p.yo + i] = 0.0; }\n}`,
+  );
+}
+
+/**
+ * Strided 2D copy with widening: Y[yo + r*ys + c] = S[so + r*ss + c] for r < rows, c < cols.
+ * Covers sliceRows/writeRows (contiguous), sliceColumns and concatColumns.
+ */
+function copyKernelImpl(src: DType): KernelSource {
+  return build(
+    `copy:${src}`,
+    [
+      ["n", "u32"],
+      ["cols", "u32"],
+      ["so", "u32"],
+      ["ss", "u32"],
+      ["yo", "u32"],
+      ["ys", "u32"],
+    ],
+    [r("S", src), w("Y")],
+    `${loader("S", src)}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let row = i / p.cols; let c = i % p.cols;
+  Y[p.yo + row * p.ys + c] = S_at(p.so + row * p.ss + c);
+}`,
+  );
+}
+
+/** Y[r*cols+c] = S[rows[r]*cols + c] (rows from an i32 list). */
+function gatherKernelImpl(src: DType): KernelSource {
+  return build(
+    `gather:${src}`,
+    [
+      ["n", "u32"],
+      ["cols", "u32"],
+      ["so", "u32"],
+      ["yo", "u32"],
+      ["io", "u32"],
+    ],
+    [r("S", src), host("I"), w("Y")],
+    `${loader("S", src)}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let row = i / p.cols; let c = i % p.cols;
+  let src_row = I[p.io + row];
+  Y[p.yo + i] = S_at(p.so + src_row * p.cols + c);
+}`,
+  );
+}
+
+/** dst[rows[i]] += wts[i] * src[i], one thread per column looping over rows (no write races). */
+function scatterAddKernelImpl(src: DType): KernelSource {
+  return build(
+    `scatter:${src}`,
+    [
+      ["cols", "u32"],
+      ["count", "u32"],
+      ["so", "u32"],
+      ["yo", "u32"],
+      ["io", "u32"],
+    ],
+    [r("S", src), host("I"), w("Y")],
+    `${loader("S", src)}
+${MAIN_1D}
+  if (i >= p.cols) { return; }
+  for (var k = 0u; k < p.count; k++) {
+    let dst = I[p.io + k];
+    let wt = bitcast<f32>(I[p.io + p.count + k]);
+    Y[p.yo + dst * p.cols + i] += wt * S_at(p.so + k * p.cols + i);
+  }
+}`,
+  );
+}
+
+export type UnaryOp = "scale" | "softcap";
+const UNARY: Record<UnaryOp, string> = {
+  scale: "x * p.f",
+  softcap: "p.f * tanh_s(x / p.f)",
+};
+
+function unaryKernelImpl(op: UnaryOp, a: DType): KernelSource {
+  return build(
+    `unary:${op}:${a}`,
+    [
+      ["n", "u32"],
+      ["ao", "u32"],
+      ["yo", "u32"],
+      ["f", "f32"],
+    ],
+    [r("A", a), w("Y")],
+    `${loader("A", a)}${SAFE_MATH}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let x = A_at(p.ao + i);
+  Y[p.yo + i] = ${UNARY[op]};
+}`,
+  );
+}
+
+export type BinaryOp = "add" | "mul" | "swiglu" | "geglu" | "sigmoidGate";
+const BINARY: Record<BinaryOp, string> = {
+  add: "a + b",
+  mul: "a * b",
+  swiglu: "(a / (1.0 + exp(-a))) * b",
+  geglu: "0.5 * a * (1.0 + tanh_s(0.7978845608028654 * (a + 0.044715 * a * a * a))) * b",
+  sigmoidGate: "a * sigmoid(b)",
+};
+
+/** Y[i] = op(A[i], B[i / bdiv]) (bdiv > 1 broadcasts one B value over a row). */
+function binaryKernelImpl(op: BinaryOp, a: DType, b: DType): KernelSource {
+  return build(
+    `binary:${op}:${a}:${b}`,
+    [
+      ["n", "u32"],
+      ["ao", "u32"],
+      ["bo", "u32"],
+      ["yo", "u32"],
+      ["bdiv", "u32"],
+    ],
+    [r("A", a), r("B", b), w("Y")],
+    `${loader("A", a)}
+${loader("B", b)}${SAFE_MATH}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let a = A_at(p.ao + i);
+  let b = B_at(p.bo + i / p.bdiv);
+  Y[p.yo + i] = ${BINARY[op]};
+}`,
+  );
+}
+
+/** gpt-oss clamped SwiGLU over interleaved [gate, up] columns. */
+function clampedSwigluKernelImpl(a: DType): KernelSource {
+  return build(
+    `clampedSwiglu:${a}`,
+    [
+      ["n", "u32"],
+      ["ao", "u32"],
+      ["yo", "u32"],
+      ["alpha", "f32"],
+      ["limit", "f32"],
+    ],
+    [r("A", a), w("Y")],
+    `${loader("A", a)}${SAFE_MATH}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let g = min(A_at(p.ao + 2u * i), p.limit);
+  let u = clamp(A_at(p.ao + 2u * i + 1u), -p.limit, p.limit);
+  Y[p.yo + i] = (u + 1.0) * g * sigmoid(p.alpha * g);
+}`,
+  );
+}
+
+/** Embedding rows of one table segment [rowStart, rowStart + rows). */
+function embeddingKernelImpl(table: DType): KernelSource {
+  return build(
+    `embedding:${table}`,
+    [
+      ["n", "u32"],
+      ["dim", "u32"],
+      ["to", "u32"],
+      ["rowStart", "u32"],
+      ["rows", "u32"],
+      ["io", "u32"],
+      ["yo", "u32"],
+      ["scale", "f32"],
+    ],
+    [r("T", table), host("I"), w("Y")],
+    `${loader("T", table)}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let row = i / p.dim; let c = i % p.dim;
+  let id = I[p.io + row];
+  if (id < p.rowStart || id >= p.rowStart + p.rows) { return; }
+  Y[p.yo + i] = T_at(p.to + (id - p.rowStart) * p.dim + c) * p.scale;
+}`,
+  );
+}
+
+/** RMS norm of each group of `dim` values; one workgroup per group. */
+function rmsNormKernelImpl(x: DType, weight: DType, wg: number): KernelSource {
+  return build(
+    `rmsnorm:${x}:${weight}:${wg}`,
+    [
+      ["groups", "u32"],
+      ["dim", "u32"],
+      ["xo", "u32"],
+      ["wo", "u32"],
+      ["yo", "u32"],
+      ["eps", "f32"],
+      ["woff", "f32"],
+    ],
+    [r("X", x), r("W", weight), w("Y")],
+    `${loader("X", x)}
+${loader("W", weight)}
+const WG: u32 = ${wg}u;
+var<workgroup> red: array<f32, WG>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let g = ${LINEAR_WG};
+  if (g >= p.groups) { return; }
+  let base = p.xo + g * p.dim;
+  var ss = 0.0;
+  for (var i = l; i < p.dim; i += WG) { let v = X_at(base + i); ss += v * v; }
+  red[l] = ss;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (l < s) { red[l] += red[l + s]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.dim) + p.eps);
+  for (var i = l; i < p.dim; i += WG) {
+    Y[p.yo + g * p.dim + i] = (X_at(base + i) * inv) * (p.woff + W_at(p.wo + i));
+  }
+}`,
+  );
+}
+
+/** Rotate-half rope from a cos/sin table [rows, half] (then sin at +rows*half) computed on the host in f32. */
+function ropeKernelImpl(x: DType): KernelSource {
+  return build(
+    `rope:${x}`,
+    [
+      ["n", "u32"],
+      ["width", "u32"],
+      ["headDim", "u32"],
+      ["half", "u32"],
+      ["rot", "u32"],
+      ["xo", "u32"],
+      ["yo", "u32"],
+      ["to", "u32"],
+      ["so", "u32"],
+    ],
+    [r("X", x), host("T", "f32"), w("Y")],
+    `${loader("X", x)}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let row = i / p.width;
+  let d = (i % p.width) % p.headDim;
+  var y: f32;
+  if (d < p.half) {
+    let t = row * p.half + d;
+    y = X_at(p.xo + i) * T[p.to + t] - X_at(p.xo + i + p.half) * T[p.so + t];
+  } else if (d < p.rot) {
+    let t = row * p.half + d - p.half;
+    y = X_at(p.xo + i) * T[p.to + t] + X_at(p.xo + i - p.half) * T[p.so + t];
+  } else {
+    y = X_at(p.xo + i);
+  }
+  Y[p.yo + i] = y;
+}`,
+  );
+}
+
+/** Keys per split of the flash-decoding attention (scores of one split live in workgroup memory). */
+export const ATTENTION_CHUNK = 256;
+const ATTENTION_WG = 128;
+/** Largest head width the attention kernels hold in workgroup memory. */
+export const ATTENTION_MAX_DIM = 512;
+const NEG = "-3.0e38";
+
+/**
+ * Split-K attention, pass 1: workgroup (split, head, row) scores its chunk of keys under the causal /
+ * sliding-window mask, and writes (max, sum, unnormalised output[dim]) to the partial buffer.
+ */
+function attentionPartialKernelImpl(vec4: boolean): KernelSource {
+  const dot = vec4
+    ? `var acc = vec4<f32>(0.0);
+      for (var d = 0u; d < p.dim; d += 4u) {
+        acc += vec4<f32>(qs[d], qs[d + 1u], qs[d + 2u], qs[d + 3u]) * vec4<f32>(K[kb + d], K[kb + d + 1u], K[kb + d + 2u], K[kb + d + 3u]);
+      }
+      let dotv = acc.x + acc.y + acc.z + acc.w;`
+    : `var dotv = 0.0;
+      for (var d = 0u; d < p.dim; d++) { dotv += qs[d] * K[kb + d]; }`;
+  return build(
+    `attn1:${vec4}`,
+    [
+      ["heads", "u32"],
+      ["group", "u32"],
+      ["dim", "u32"],
+      ["kvLen", "u32"],
+      ["chunk", "u32"],
+      ["splits", "u32"],
+      ["window", "u32"],
+      ["qo", "u32"],
+      ["ko", "u32"],
+      ["vo", "u32"],
+      ["qStride", "u32"],
+      ["kvStride", "u32"],
+      ["po", "u32"],
+      ["oo", "u32"],
+      ["scale", "f32"],
+      ["softcap", "f32"],
+    ],
+    [rf("Q"), rf("K"), rf("V"), host("POS", "i32"), w("O")],
+    `${SAFE_MATH}
+const WG: u32 = ${ATTENTION_WG}u;
+var<workgroup> qs: array<f32, ${ATTENTION_MAX_DIM}>;
+var<workgroup> sc: array<f32, ${ATTENTION_CHUNK}>;
+var<workgroup> red: array<f32, WG>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let s = wid.x; let h = wid.y; let row = wid.z;
+  let pos = u32(max(POS[p.po + row], 0));
+  let last = min(pos, p.kvLen - 1u);
+  var first = 0u;
+  if (p.window > 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
+  let c0 = s * p.chunk;
+  let c1 = min(c0 + p.chunk, last + 1u);
+  let lo = max(c0, first);
+  let kvh = h / p.group;
+  let ob = p.oo + ((row * p.heads + h) * p.splits + s) * (p.dim + 2u);
+  if (lo >= c1) {
+    for (var d = l; d < p.dim; d += WG) { O[ob + 2u + d] = 0.0; }
+    if (l == 0u) { O[ob] = ${NEG}; O[ob + 1u] = 0.0; }
+    return;
+  }
+  for (var d = l; d < p.dim; d += WG) { qs[d] = Q[p.qo + row * p.qStride + h * p.dim + d]; }
+  workgroupBarrier();
+  var m = ${NEG};
+  for (var j = lo + l; j < c1; j += WG) {
+    let kb = p.ko + j * p.kvStride + kvh * p.dim;
+    ${dot}
+    var sv = dotv * p.scale;
+    if (p.softcap > 0.0) { sv = p.softcap * tanh_s(sv / p.softcap); }
+    sc[j - c0] = sv;
+    m = max(m, sv);
+  }
+  red[l] = m;
+  workgroupBarrier();
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (l < st) { red[l] = max(red[l], red[l + st]); }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  for (var j = lo + l; j < c1; j += WG) { let e = exp(sc[j - c0] - mx); sc[j - c0] = e; sum += e; }
+  red[l] = sum;
+  workgroupBarrier();
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (l < st) { red[l] += red[l + st]; }
+    workgroupBarrier();
+  }
+  for (var d = l; d < p.dim; d += WG) {
+    var acc = 0.0;
+    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
+    O[ob + 2u + d] = acc;
+  }
+  if (l == 0u) { O[ob] = mx; O[ob + 1u] = red[0]; }
+}`,
+  );
+}
+
+/** Split-K attention, pass 2: combines the splits (and the sink logit) of one (row, head). */
+function attentionCombineKernelImpl(sinks: DType | undefined): KernelSource {
+  const bindings = [rf("O"), w("Y")];
+  if (sinks) bindings.splice(1, 0, r("SNK", sinks));
+  return build(
+    `attn2:${sinks ?? "none"}`,
+    [
+      ["heads", "u32"],
+      ["dim", "u32"],
+      ["splits", "u32"],
+      ["yo", "u32"],
+      ["sko", "u32"],
+      ["oo", "u32"],
+    ],
+    bindings,
+    `${sinks ? loader("SNK", sinks) : ""}
+const WG: u32 = 64u;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let h = wid.x; let row = wid.y;
+  let base = p.oo + (row * p.heads + h) * p.splits * (p.dim + 2u);
+  var mx = ${NEG};
+  ${sinks ? "let sink = SNK_at(p.sko + h); mx = sink;" : ""}
+  for (var s = 0u; s < p.splits; s++) { mx = max(mx, O[base + s * (p.dim + 2u)]); }
+  var total = ${sinks ? "exp(sink - mx)" : "0.0"};
+  for (var s = 0u; s < p.splits; s++) {
+    let b = base + s * (p.dim + 2u);
+    total += O[b + 1u] * exp(O[b] - mx);
+  }
+  var inv = 0.0;
+  if (total > 0.0) { inv = 1.0 / total; }
+  for (var d = l; d < p.dim; d += WG) {
+    var acc = 0.0;
+    for (var s = 0u; s < p.splits; s++) {
+      let b = base + s * (p.dim + 2u);
+      acc += O[b + 2u + d] * exp(O[b] - mx);
+    }
+    Y[p.yo + row * p.heads * p.dim + h * p.dim + d] = acc * inv;
+  }
+}`,
+  );
+}
+
+const XV = "fn xv(e: u32) -> vec4<f32> { return vec4<f32>(X[e], X[e + 1u], X[e + 2u], X[e + 3u]); }";
+
+/** Elements per vec4<u32> load of a weight dtype. */
+export function elementsPerVec4(dtype: DType): number {
+  switch (dtype) {
+    case "f32":
+    case "i32":
+      return 4;
+    case "bf16":
+    case "f16":
+      return 8;
+    case "i8":
+    case "u8":
+      return 16;
+  }
+}
+
+/** dot of one vec4<u32> of weights with the matching x values (read from X as vec4<f32> at xb). */
+function dotUnit(dtype: DType): string {
+  const bf = (v: string) => `bitcast<f32>(${v} << 16u), bitcast<f32>(${v} & 0xffff0000u)`;
+  const i8 = (v: string, signed: boolean) => {
+    const e = (k: number) =>
+      signed ? `f32(extractBits(bitcast<i32>(${v}), ${k}u, 8u))` : `f32(extractBits(${v}, ${k}u, 8u))`;
+    return `vec4<f32>(${e(0)}, ${e(8)}, ${e(16)}, ${e(24)})`;
+  };
+  switch (dtype) {
+    case "bf16":
+      return `return dot(vec4<f32>(${bf("w.x")}, ${bf("w.y")}), xv(xb)) + dot(vec4<f32>(${bf("w.z")}, ${bf("w.w")}), xv(xb + 4u));`;
+    case "f16":
+      return "return dot(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), xv(xb)) + dot(vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)), xv(xb + 4u));";
+    case "f32":
+      return "return dot(bitcast<vec4<f32>>(w), xv(xb));";
+    case "i32":
+      return "return dot(vec4<f32>(bitcast<vec4<i32>>(w)), xv(xb));";
+    case "i8":
+    case "u8": {
+      const s = dtype === "i8";
+      return `return dot(${i8("w.x", s)}, xv(xb)) + dot(${i8("w.y", s)}, xv(xb + 4u)) + dot(${i8("w.z", s)}, xv(xb + 8u)) + dot(${i8("w.w", s)}, xv(xb + 12u));`;
+    }
+  }
+}
+
+export interface GemvVariant {
+  dtype: DType;
+  /** Rows of x handled together (each weight load is used this many times). */
+  rows: number;
+  /** Threads that share one output (split the reduction over K). */
+  tpr: number;
+  /** Workgroup size. */
+  wg: number;
+  /** vec4<u32> weight loads (needs K and offsets aligned to elementsPerVec4). */
+  vec: boolean;
+  /** Weight loads issued per thread before accumulating (memory-level parallelism). */
+  unroll: number;
+  /** Subgroup size to reduce with subgroupAdd (0: workgroup memory only). Must divide tpr. */
+  subgroup: number;
+  bias: DType | undefined;
+}
+
+/**
+ * GEMV for few rows: y[m, n] = Σ_k x[m, k] · W[n, k] (+ b[n]). `tpr` threads per output stride over K
+ * with vectorised weight loads (`unroll` in flight), then reduce: subgroupAdd within subgroups, workgroup
+ * memory across them.
+ */
+function gemvKernelImpl(v: GemvVariant): KernelSource {
+  const epu = elementsPerVec4(v.dtype);
+  const bindings: BindingDecl[] = [
+    rf("X"),
+    { name: "W", access: "read", type: v.vec ? "vec4<u32>" : bindType(v.dtype) },
+    w("Y"),
+  ];
+  if (v.bias) bindings.push(r("B", v.bias));
+  const rows = v.rows;
+  const accInit = Array.from({ length: rows }, () => "0.0").join(", ");
+  const U = v.unroll;
+  const step = (u: string) =>
+    v.vec
+      ? `{ let w = W[wrow + ${u}]; for (var m = 0u; m < MR; m++) { acc[m] += dotu(w, p.xo + m * p.K + (${u}) * ${epu}u); } }`
+      : `{ let wv = W_at(wrow + ${u}); for (var m = 0u; m < MR; m++) { acc[m] += wv * X[p.xo + m * p.K + ${u}]; } }`;
+  const loads = Array.from({ length: U }, (_, j) => (j === 0 ? "u" : `u + ${j}u * TPR`));
+  const inner = `let units = ${v.vec ? `p.K / ${epu}u` : "p.K"};
+    let wrow = ${v.vec ? `p.wo / ${epu}u + o * units` : "p.wo + o * p.K"};
+    var u = lane;
+    ${U > 1 ? `for (; u + ${U - 1}u * TPR < units; u += ${U}u * TPR) {\n      ${loads.map(step).join("\n      ")}\n    }` : ""}
+    for (; u < units; u += TPR) ${step("u")}`;
+  const sg = v.subgroup;
+  const groupsPerRow = sg > 0 ? v.tpr / sg : v.tpr;
+  const biasTerm = v.bias ? " + B_at(p.bo + p.no + o)" : "";
+  let reduce: string;
+  if (sg > 0 && groupsPerRow === 1) {
+    reduce = `for (var m = 0u; m < MR; m++) {
+    let s = subgroupAdd(acc[m]);
+    if (lane == 0u && valid) { Y[p.yo + m * p.ldy + p.no + o] = s${biasTerm}; }
+  }`;
+  } else if (sg > 0) {
+    reduce = `for (var m = 0u; m < MR; m++) {
+    let s = subgroupAdd(acc[m]);
+    if (l % ${sg}u == 0u) { red[m * NSG + l / ${sg}u] = s; }
+  }
+  workgroupBarrier();
+  if (lane == 0u && valid) {
+    for (var m = 0u; m < MR; m++) {
+      var t = 0.0;
+      for (var j = 0u; j < ${groupsPerRow}u; j++) { t += red[m * NSG + l / ${sg}u + j]; }
+      Y[p.yo + m * p.ldy + p.no + o] = t${biasTerm};
+    }
+  }`;
+  } else {
+    reduce = `for (var m = 0u; m < MR; m++) { red[m * WG + l] = acc[m]; }
+  workgroupBarrier();
+  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) { for (var m = 0u; m < MR; m++) { red[m * WG + l] += red[m * WG + l + st]; } }
+    workgroupBarrier();
+  }
+  if (lane == 0u && valid) {
+    for (var m = 0u; m < MR; m++) { Y[p.yo + m * p.ldy + p.no + o] = red[m * WG + l]${biasTerm}; }
+  }`;
+  }
+  const shared =
+    sg > 0 && groupsPerRow === 1
+      ? ""
+      : sg > 0
+        ? `const NSG: u32 = WG / ${sg}u;\nvar<workgroup> red: array<f32, NSG * MR>;`
+        : "var<workgroup> red: array<f32, WG * MR>;";
+  return build(
+    `gemv:${v.dtype}:${rows}:${v.tpr}:${v.wg}:${v.vec}:${U}:${sg}:${v.bias ?? "-"}`,
+    [
+      ["K", "u32"],
+      ["N", "u32"],
+      ["xo", "u32"],
+      ["wo", "u32"],
+      ["yo", "u32"],
+      ["no", "u32"],
+      ["bo", "u32"],
+      ["ldy", "u32"],
+    ],
+    bindings,
+    `${v.vec ? `${XV}\nfn dotu(w: vec4<u32>, xb: u32) -> f32 { ${dotUnit(v.dtype)} }` : loader("W", v.dtype)}
+${v.bias ? loader("B", v.bias) : ""}
+const WG: u32 = ${v.wg}u;
+const TPR: u32 = ${v.tpr}u;
+const RPW: u32 = WG / TPR;
+const MR: u32 = ${rows}u;
+${shared}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let o = ${LINEAR_WG} * RPW + l / TPR;
+  let lane = l % TPR;
+  let valid = o < p.N;
+  var acc = array<f32, MR>(${accInit});
+  if (valid) {
+    ${inner}
+  }
+  ${reduce}
+}`,
+    { subgroups: sg > 0 },
+  );
+}
+
+export interface GemmVariant {
+  dtype: DType;
+  /** Outputs per thread along M and N (tile = 16·tm × 16·tn). */
+  tm: number;
+  tn: number;
+  /** W stored [in, out] (x @ w) instead of [out, in] (x @ wᵀ). */
+  transposed: boolean;
+  bias: DType | undefined;
+}
+
+/** Tiled GEMM for prefill: 16×16 threads, each computing tm×tn outputs from workgroup-memory tiles. */
+function gemmKernelImpl(v: GemmVariant): KernelSource {
+  const BM = 16 * v.tm;
+  const BN = 16 * v.tn;
+  const BK = 8;
+  const bindings: BindingDecl[] = [rf("X"), r("W", v.dtype), w("Y")];
+  if (v.bias) bindings.push(r("B", v.bias));
+  // Tile loads: BM*BK and BN*BK values over 256 threads.
+  const aLoads = (BM * BK) / 256;
+  const bLoads = (BN * BK) / 256;
+  const bLoad = v.transposed
+    ? `let nn = idx % BN; let kk = idx / BN;
+      var b = 0.0;
+      if (n0 + nn < p.N && k0 + kk < p.K) { b = W_at(p.wo + (k0 + kk) * p.ldw + p.no + n0 + nn); }
+      Bs[kk * BN + nn] = b;`
+    : `let nn = idx / BK; let kk = idx % BK;
+      var b = 0.0;
+      if (n0 + nn < p.N && k0 + kk < p.K) { b = W_at(p.wo + (n0 + nn) * p.K + k0 + kk); }
+      Bs[kk * BN + nn] = b;`;
+  return build(
+    `gemm:${v.dtype}:${v.tm}:${v.tn}:${v.transposed}:${v.bias ?? "-"}`,
+    [
+      ["M", "u32"],
+      ["N", "u32"],
+      ["K", "u32"],
+      ["xo", "u32"],
+      ["wo", "u32"],
+      ["yo", "u32"],
+      ["no", "u32"],
+      ["bo", "u32"],
+      ["ldy", "u32"],
+      ["ldw", "u32"],
+    ],
+    bindings,
+    `${loader("W", v.dtype)}
+${v.bias ? loader("B", v.bias) : ""}
+const BM: u32 = ${BM}u;
+const BN: u32 = ${BN}u;
+const BK: u32 = ${BK}u;
+const TM: u32 = ${v.tm}u;
+const TN: u32 = ${v.tn}u;
+var<workgroup> As: array<f32, ${BM * BK}>;
+var<workgroup> Bs: array<f32, ${BN * BK}>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let tid = lid.y * 16u + lid.x;
+  let m0 = wid.y * BM;
+  let n0 = wid.x * BN;
+  var acc: array<f32, ${v.tm * v.tn}>;
+  for (var i = 0u; i < ${v.tm * v.tn}u; i++) { acc[i] = 0.0; }
+  var a: array<f32, ${v.tm}>;
+  var b: array<f32, ${v.tn}>;
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    for (var e = 0u; e < ${aLoads}u; e++) {
+      let idx = tid + e * 256u;
+      let mm = idx / BK; let kk = idx % BK;
+      var av = 0.0;
+      if (m0 + mm < p.M && k0 + kk < p.K) { av = X[p.xo + (m0 + mm) * p.K + k0 + kk]; }
+      As[kk * BM + mm] = av;
+    }
+    for (var e = 0u; e < ${bLoads}u; e++) {
+      let idx = tid + e * 256u;
+      ${bLoad}
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      for (var i = 0u; i < TM; i++) { a[i] = As[kk * BM + lid.y * TM + i]; }
+      for (var j = 0u; j < TN; j++) { b[j] = Bs[kk * BN + lid.x * TN + j]; }
+      for (var i = 0u; i < TM; i++) {
+        for (var j = 0u; j < TN; j++) { acc[i * TN + j] = fma(a[i], b[j], acc[i * TN + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + lid.y * TM + i;
+    if (m >= p.M) { continue; }
+    for (var j = 0u; j < TN; j++) {
+      let n = n0 + lid.x * TN + j;
+      if (n < p.N) { Y[p.yo + m * p.ldy + p.no + n] = acc[i * TN + j]${v.bias ? " + B_at(p.bo + p.no + n)" : ""}; }
+    }
+  }
+}`,
+  );
+}
+
+/** x @ w for w [in, out] and few rows: one thread per output column (coalesced over n), loop over k. */
+function gemvTransposedKernelImpl(dtype: DType, bias: DType | undefined): KernelSource {
+  const bindings: BindingDecl[] = [rf("X"), r("W", dtype), w("Y")];
+  if (bias) bindings.push(r("B", bias));
+  return build(
+    `gemvT:${dtype}:${bias ?? "-"}`,
+    [
+      ["M", "u32"],
+      ["N", "u32"],
+      ["K", "u32"],
+      ["xo", "u32"],
+      ["wo", "u32"],
+      ["yo", "u32"],
+      ["bo", "u32"],
+    ],
+    bindings,
+    `${loader("W", dtype)}
+${bias ? loader("B", bias) : ""}
+${MAIN_1D}
+  if (i >= p.M * p.N) { return; }
+  let m = i / p.N; let n = i % p.N;
+  var acc = 0.0;
+  for (var k = 0u; k < p.K; k++) { acc += X[p.xo + m * p.K + k] * W_at(p.wo + k * p.N + n); }
+  Y[p.yo + i] = acc${bias ? " + B_at(p.bo + n)" : ""};
+}`,
+  );
+}
+
+/**
+ * MXFP4 GEMV: per output row, blocks of 32 FP4 (e2m1) values (16 bytes = one vec4<u32>) and one E8M0
+ * scale byte. TPR threads per output, one block per step; workgroup-memory reduction.
+ */
+function mxfp4KernelImpl(bias: DType | undefined): KernelSource {
+  const bindings: BindingDecl[] = [
+    rf("X"),
+    { name: "BL", access: "read", type: "vec4<u32>" },
+    r("SC", "u8"),
+    w("Y"),
+  ];
+  if (bias) bindings.push(r("B", bias));
+  return build(
+    `mxfp4:${bias ?? "-"}`,
+    [
+      ["N", "u32"],
+      ["groups", "u32"],
+      ["xo", "u32"],
+      ["blo", "u32"],
+      ["sco", "u32"],
+      ["yo", "u32"],
+      ["no", "u32"],
+      ["bo", "u32"],
+      ["ldy", "u32"],
+    ],
+    bindings,
+    `${bias ? loader("B", bias) : ""}
+const FP4 = array<f32, 16>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0);
+fn nib(v: u32, k: u32) -> f32 { return FP4[extractBits(v, k * 4u, 4u)]; }
+${XV}
+fn dot8(v: u32, xb: u32) -> f32 {
+  return dot(vec4<f32>(nib(v, 0u), nib(v, 1u), nib(v, 2u), nib(v, 3u)), xv(xb)) + dot(vec4<f32>(nib(v, 4u), nib(v, 5u), nib(v, 6u), nib(v, 7u)), xv(xb + 4u));
+}
+const WG: u32 = 256u;
+const TPR: u32 = 32u;
+const RPW: u32 = WG / TPR;
+var<workgroup> red: array<f32, WG>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let o = wid.x * RPW + l / TPR;
+  let m = wid.y;
+  let lane = l % TPR;
+  let valid = o < p.N;
+  var acc = 0.0;
+  if (valid) {
+    for (var g = lane; g < p.groups; g += TPR) {
+      let si = p.sco + o * p.groups + g;
+      let s = extractBits(SC[si >> 2u], (si & 3u) * 8u, 8u);
+      let scale = exp2(f32(i32(s) - 127));
+      let blk = BL[p.blo / 16u + o * p.groups + g];
+      let xb = p.xo + m * p.groups * 32u + g * 32u;
+      acc += scale * (dot8(blk.x, xb) + dot8(blk.y, xb + 8u) + dot8(blk.z, xb + 16u) + dot8(blk.w, xb + 24u));
+    }
+  }
+  red[l] = acc;
+  workgroupBarrier();
+  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) { red[l] += red[l + st]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u && valid) { Y[p.yo + m * p.ldy + p.no + o] = red[l]${bias ? " + B_at(p.bo + p.no + o)" : ""}; }
+}`,
+  );
+}
+
+/** Depthwise causal conv1d + SiLU over [state ; x] with weight [channels, kernel]; also writes the new state. */
+function causalConvKernelImpl(x: DType, weight: DType, hasState: boolean): KernelSource {
+  const bindings: BindingDecl[] = [r("X", x), r("W", weight)];
+  if (hasState) bindings.push(rf("ST"));
+  bindings.push(w("Y"), w("NS"));
+  return build(
+    `conv:${x}:${weight}:${hasState}`,
+    [
+      ["rows", "u32"],
+      ["ch", "u32"],
+      ["kernel", "u32"],
+      ["xo", "u32"],
+      ["wo", "u32"],
+      ["sto", "u32"],
+      ["yo", "u32"],
+      ["nso", "u32"],
+    ],
+    bindings,
+    `${loader("X", x)}
+${loader("W", weight)}
+${hasState ? loader("ST", "f32") : ""}
+fn input(t: i32, c: u32) -> f32 {
+  // Time index t over [state (kernel-1 rows) ; x (rows)], t in [0, kernel-1+rows).
+  let hist = i32(p.kernel) - 1;
+  if (t < hist) { ${hasState ? "return ST_at(p.sto + u32(t) * p.ch + c);" : "return 0.0;"} }
+  return X_at(p.xo + u32(t - hist) * p.ch + c);
+}
+${MAIN_1D}
+  let c = i % p.ch;
+  let row = i / p.ch;
+  if (row < p.rows) {
+    var acc = 0.0;
+    for (var k = 0u; k < p.kernel; k++) { acc += W_at(p.wo + c * p.kernel + k) * input(i32(row + k), c); }
+    Y[p.yo + i] = acc / (1.0 + exp(-acc));
+  }
+  // New state: the last kernel-1 inputs.
+  let hist = p.kernel - 1u;
+  if (row < hist) { NS[p.nso + row * p.ch + c] = input(i32(p.rows + row), c); }
+}`,
+  );
+}
+
+/** beta = σ(b), g = −exp(aLog) · softplus(a + dtBias) per (row, head). */
+function deltaGatesKernelImpl(a: DType, b: DType, aLog: DType, dt: DType): KernelSource {
+  return build(
+    `dgates:${a}:${b}:${aLog}:${dt}`,
+    [
+      ["n", "u32"],
+      ["heads", "u32"],
+      ["ao", "u32"],
+      ["bo", "u32"],
+      ["lo", "u32"],
+      ["dto", "u32"],
+      ["go", "u32"],
+      ["beo", "u32"],
+    ],
+    [r("A", a), r("B", b), r("AL", aLog), r("DT", dt), w("G"), w("BETA")],
+    `${loader("A", a)}
+${loader("B", b)}
+${loader("AL", aLog)}
+${loader("DT", dt)}
+${MAIN_1D}
+  if (i >= p.n) { return; }
+  let h = i % p.heads;
+  let x = A_at(p.ao + i) + DT_at(p.dto + h);
+  var sp = x;
+  if (x <= 20.0) { sp = log(1.0 + exp(x)); }
+  G[p.go + i] = -exp(AL_at(p.lo + h)) * sp;
+  BETA[p.beo + i] = 1.0 / (1.0 + exp(-B_at(p.bo + i)));
+}`,
+  );
+}
+
+/**
+ * Gated delta rule, recurrent form: one workgroup per value head, thread j owns column j of the
+ * [kDim, vDim] state (kept in the output state buffer). q and k are L2-normalised (q also scaled by
+ * kDim^-0.5) in workgroup memory per token.
+ */
+function deltaRuleKernelImpl(wg: number): KernelSource {
+  return build(
+    `delta:${wg}`,
+    [
+      ["rows", "u32"],
+      ["kHeads", "u32"],
+      ["vHeads", "u32"],
+      ["kDim", "u32"],
+      ["vDim", "u32"],
+      ["hasState", "u32"],
+      ["qo", "u32"],
+      ["ko", "u32"],
+      ["vo", "u32"],
+      ["go", "u32"],
+      ["beo", "u32"],
+      ["s0o", "u32"],
+      ["yo", "u32"],
+      ["so", "u32"],
+    ],
+    [rf("Q"), rf("K"), rf("V"), rf("G"), rf("BETA"), rf("S0"), w("Y"), w("S")],
+    `const WG: u32 = ${wg}u;
+var<workgroup> qs: array<f32, ${ATTENTION_MAX_DIM}>;
+var<workgroup> ks: array<f32, ${ATTENTION_MAX_DIM}>;
+var<workgroup> red: array<f32, WG * 2u>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
+  let h = wid.x;
+  let kh = h / (p.vHeads / p.kHeads);
+  let sb = p.so + h * p.kDim * p.vDim;
+  let s0b = p.s0o + h * p.kDim * p.vDim;
+  for (var i = l; i < p.kDim * p.vDim; i += WG) {
+    var s0 = 0.0;
+    if (p.hasState == 1u) { s0 = S0[s0b + i]; }
+    S[sb + i] = s0;
+  }
+  let qscale = inverseSqrt(f32(p.kDim));
+  for (var t = 0u; t < p.rows; t++) {
+    workgroupBarrier();
+    let qb = t * p.kHeads * p.kDim + kh * p.kDim;
+    var sq = 0.0; var sk = 0.0;
+    for (var i = l; i < p.kDim; i += WG) {
+      let qv = Q[p.qo + qb + i]; let kv = K[p.ko + qb + i];
+      qs[i] = qv; ks[i] = kv; sq += qv * qv; sk += kv * kv;
+    }
+    red[l] = sq; red[WG + l] = sk;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st >>= 1u) {
+      if (l < st) { red[l] += red[l + st]; red[WG + l] += red[WG + l + st]; }
+      workgroupBarrier();
+    }
+    let qn = inverseSqrt(red[0] + 1e-6) * qscale;
+    let kn = inverseSqrt(red[WG] + 1e-6);
+    let decay = exp(G[p.go + t * p.vHeads + h]);
+    let beta = BETA[p.beo + t * p.vHeads + h];
+    for (var j = l; j < p.vDim; j += WG) {
+      var mem = 0.0;
+      for (var i = 0u; i < p.kDim; i++) {
+        let s = S[sb + i * p.vDim + j] * decay;
+        S[sb + i * p.vDim + j] = s;
+        mem += s * ks[i] * kn;
+      }
+      let delta = (V[p.vo + t * p.vHeads * p.vDim + h * p.vDim + j] - mem) * beta;
+      var out = 0.0;
+      for (var i = 0u; i < p.kDim; i++) {
+        let s = S[sb + i * p.vDim + j] + ks[i] * kn * delta;
+        S[sb + i * p.vDim + j] = s;
+        out += s * qs[i] * qn;
+      }
+      Y[p.yo + t * p.vHeads * p.vDim + h * p.vDim + j] = out;
+    }
+  }
+}`,
+  );
+}
+export const fillKernel = memo(fillKernelImpl);
+export const copyKernel = memo(copyKernelImpl);
+export const gatherKernel = memo(gatherKernelImpl);
+export const scatterAddKernel = memo(scatterAddKernelImpl);
+export const unaryKernel = memo(unaryKernelImpl);
+export const binaryKernel = memo(binaryKernelImpl);
+export const clampedSwigluKernel = memo(clampedSwigluKernelImpl);
+export const embeddingKernel = memo(embeddingKernelImpl);
+export const rmsNormKernel = memo(rmsNormKernelImpl);
+export const ropeKernel = memo(ropeKernelImpl);
+export const attentionPartialKernel = memo(attentionPartialKernelImpl);
+export const attentionCombineKernel = memo(attentionCombineKernelImpl);
+export const gemvKernel = memo(gemvKernelImpl);
+export const gemmKernel = memo(gemmKernelImpl);
+export const gemvTransposedKernel = memo(gemvTransposedKernelImpl);
+export const mxfp4Kernel = memo(mxfp4KernelImpl);
+export const causalConvKernel = memo(causalConvKernelImpl);
+export const deltaGatesKernel = memo(deltaGatesKernelImpl);
+export const deltaRuleKernel = memo(deltaRuleKernelImpl);

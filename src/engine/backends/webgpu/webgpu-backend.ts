@@ -1,0 +1,1364 @@
+/// <reference types="@webgpu/types" />
+import { OllmError } from "../../../errors.js";
+import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
+import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
+import { type WeightData, widenAll } from "../cpu/widen.js";
+import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
+import * as K from "./kernels.js";
+import {
+  ActivationHeap,
+  type ArenaSlice,
+  BufferPool,
+  type HeapBlock,
+  ParamArena,
+  StagingRing,
+  USAGE,
+} from "./memory.js";
+
+/** One GPU buffer holding `units` consecutive slices of a tensor's leading dimension. */
+interface Segment {
+  buffer: GPUBuffer;
+  /** Element offset of the first value inside the buffer. */
+  offset: number;
+  /** Leading-dimension index of the first unit held here. */
+  unitStart: number;
+  units: number;
+}
+
+type Ownership = "heap" | "pooled" | "owned" | "view";
+
+/** A tensor in GPU memory: one segment, or several for weights larger than one binding. */
+export class WebGpuTensor implements Tensor {
+  disposed = false;
+
+  constructor(
+    private readonly backend: WebGpuBackend,
+    readonly shape: readonly number[],
+    readonly dtype: DType,
+    readonly segments: Segment[],
+    readonly ownership: Ownership,
+    /** Keeps the tensor a view was taken from alive. */
+    readonly base?: WebGpuTensor,
+    readonly block?: HeapBlock,
+  ) {}
+
+  read(): Promise<Float32Array> {
+    return this.backend.readTensor(this);
+  }
+
+  dispose(): void {
+    this.backend.disposeTensor(this);
+  }
+
+  /** The single segment (activations and views); weights split over buffers are handled by their ops. */
+  get one(): Segment {
+    if (this.segments.length !== 1)
+      throw new OllmError("INTERNAL", `tensor [${this.shape}] spans ${this.segments.length} buffers here`);
+    return this.segments[0];
+  }
+}
+
+export interface WebGpuBackendOptions extends GpuDeviceOptions {
+  /** Free activation buffers kept for reuse (bytes; default 1 GiB). */
+  poolBytes?: number;
+  /** Largest single weight buffer (default min(binding limit, 128 MiB): bigger tensors are split). */
+  maxSegmentBytes?: number;
+  /** Staging ring for uploads: chunk size and count (default 16 MiB × 8: the largest 8B-shape tensor, 117 MB, fits). */
+  stagingChunkBytes?: number;
+  stagingChunks?: number;
+  /** Collect timestamp-query GPU times per submission (--stats). */
+  stats?: boolean;
+  /** Use subgroup operations when the adapter has them (default true; env OLLM_WEBGPU_SUBGROUPS=0 turns them off). */
+  subgroups?: boolean;
+}
+
+export interface WebGpuStats {
+  submits: number;
+  dispatches: number;
+  /** Bind groups created (cache misses of `dispatch`). */
+  bindGroupsCreated: number;
+  /** GPU execution time of the submissions (timestamp queries; undefined without them). */
+  gpuMs: number | undefined;
+  uploadBytes: number;
+  uploadMs: number;
+  peakActivationBytes: number;
+  pipelines: number;
+}
+
+const GEMV_MAX_ROWS = 16;
+
+type Binding = GPUBuffer | ArenaSlice;
+
+interface Held {
+  ownership: Ownership;
+  buffers: GPUBuffer[];
+  /** The heap block of a "heap" tensor. */
+  block?: HeapBlock;
+}
+
+function paddedBytes(elements: number, dtype: DType): number {
+  return Math.max(16, Math.ceil((elements * DTYPE_BYTES[dtype]) / 16) * 16);
+}
+
+function typed(bytes: Uint8Array, dtype: DType): WeightData {
+  const { buffer, byteOffset, byteLength } = bytes;
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(buffer, byteOffset, byteLength / 4);
+    case "bf16":
+    case "f16":
+      return new Uint16Array(buffer, byteOffset, byteLength / 2);
+    case "i8":
+      return new Int8Array(buffer, byteOffset, byteLength);
+    case "u8":
+      return new Uint8Array(buffer, byteOffset, byteLength);
+    case "i32":
+      return new Int32Array(buffer, byteOffset, byteLength / 4);
+  }
+}
+
+/**
+ * WGSL kernels on Dawn. Tensors are GPU buffers; every op records one or two dispatches into a single
+ * compute pass; `read()` (or `sync()`) ends the pass, submits the one command buffer and maps a staging
+ * buffer. Weights stay in their stored dtype (bf16/f16 as u32 pairs, i8/u8 four to a word) and are widened
+ * in the kernels; activations are f32.
+ */
+export class WebGpuBackend implements Backend {
+  readonly name = "webgpu";
+  private readonly device: GPUDevice;
+  private readonly pool: BufferPool;
+  private readonly arena: ParamArena;
+  private readonly staging: StagingRing;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly heap: ActivationHeap;
+  private readonly bindGroups = new Map<string, { pipeline: GPUComputePipeline; group: GPUBindGroup }>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  private readonly registry: FinalizationRegistry<Held>;
+  private readonly maxSegmentBytes: number;
+  private readonly useSubgroups: boolean;
+  private encoder: GPUCommandEncoder | undefined;
+  private pass: GPUComputePassEncoder | undefined;
+  private deferred: GPUBuffer[] = [];
+  private ropeCache = new Map<
+    RopeSpec,
+    { positions: Int32Array; rot: number; slice: ArenaSlice; rows: number }
+  >();
+  private error: string | undefined;
+  private dummy: GPUBuffer | undefined;
+  private readonly counters = { submits: 0, dispatches: 0, bindGroups: 0, gpuNs: 0, gpuSamples: 0 };
+  private readonly timestamps: { set: GPUQuerySet; resolve: GPUBuffer } | undefined;
+  private closed = false;
+
+  private constructor(
+    readonly gpu: GpuContext,
+    options: WebGpuBackendOptions,
+  ) {
+    this.device = gpu.device;
+    const align = Math.max(
+      gpu.limits.minUniformBufferOffsetAlignment,
+      gpu.limits.minStorageBufferOffsetAlignment,
+    );
+    this.pool = new BufferPool(this.device, options.poolBytes ?? 1 << 30);
+    this.heap = new ActivationHeap(this.device, Math.min(gpu.limits.maxStorageBufferBindingSize, 128 << 20));
+    this.arena = new ParamArena(this.device, align);
+    this.staging = new StagingRing(
+      this.device,
+      options.stagingChunkBytes ?? 16 << 20,
+      options.stagingChunks ?? 8,
+    );
+    this.useSubgroups = (options.subgroups ?? process.env.OLLM_WEBGPU_SUBGROUPS !== "0") && gpu.subgroups;
+    this.maxSegmentBytes = Math.min(
+      gpu.limits.maxStorageBufferBindingSize,
+      options.maxSegmentBytes ?? 128 << 20,
+    );
+    this.registry = new FinalizationRegistry((held) => this.releaseHeld(held));
+    this.device.addEventListener?.("uncapturederror", (e) => {
+      this.error ??= (e as GPUUncapturedErrorEvent).error.message;
+    });
+    if (options.stats && gpu.timestamps) {
+      this.timestamps = {
+        set: this.device.createQuerySet({ type: "timestamp", count: 2 }),
+        resolve: this.device.createBuffer({ size: 16, usage: 0x200 | USAGE.COPY_SRC }), // QUERY_RESOLVE
+      };
+    }
+  }
+
+  /** Opens the adapter selected by `options.device` (see gpu.ts); BACKEND_UNAVAILABLE when there is none. */
+  static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
+    const gpu = await openGpu({ ...options, timestamps: options.stats });
+    return new WebGpuBackend(gpu, options);
+  }
+
+  /** What this backend runs on, for logs and describePlan. */
+  describe(): string {
+    const g = this.gpu;
+    const features = [
+      g.subgroups ? `subgroups${g.subgroupSize ? `(${g.subgroupSize})` : ""}` : "",
+      g.shaderF16 ? "shader-f16" : "",
+      g.timestamps ? "timestamps" : "",
+    ]
+      .filter(Boolean)
+      .join(", ");
+    return `${g.adapterName} (Dawn ${g.dawnBackend}${g.software ? ", software" : ""}${features ? `; ${features}` : ""})`;
+  }
+
+  /** Turns the per-submission timestamp queries on or off (they need `stats` at creation). */
+  setTiming(enabled: boolean): void {
+    this.timing = enabled;
+  }
+
+  private timing = true;
+  private passTimed = false;
+
+  stats(): WebGpuStats {
+    return {
+      submits: this.counters.submits,
+      dispatches: this.counters.dispatches,
+      bindGroupsCreated: this.counters.bindGroups,
+      gpuMs: this.counters.gpuSamples > 0 ? this.counters.gpuNs / 1e6 : undefined,
+      uploadBytes: this.staging.uploadedBytes,
+      uploadMs: this.staging.uploadMs,
+      peakActivationBytes: this.pool.peakBytes + this.heap.peakBytes,
+      pipelines: this.pipelines.size,
+    };
+  }
+
+  // ---------------------------------------------------------------- tensors and memory
+
+  upload(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
+    const total = numel(shape);
+    if (bytes.byteLength !== total * DTYPE_BYTES[dtype])
+      throw new OllmError("INTERNAL", `upload: ${bytes.byteLength} bytes do not fit [${shape}] ${dtype}`);
+    const lead = shape.length > 0 ? shape[0] : 1;
+    const unit = lead > 0 ? total / lead : 0;
+    const unitBytes = unit * DTYPE_BYTES[dtype];
+    // Split along the leading dimension so each buffer stays within one binding (and ≤ 128 MiB).
+    let perSegment = lead;
+    if (total * DTYPE_BYTES[dtype] > this.maxSegmentBytes) {
+      perSegment = Math.floor(this.maxSegmentBytes / Math.max(1, unitBytes));
+      perSegment -= perSegment % 4; // keeps every segment start 4-byte aligned for packed dtypes
+      if (perSegment < 1)
+        throw new OllmError(
+          "OUT_OF_MEMORY_BUDGET",
+          `tensor [${shape}] ${dtype}: one slice exceeds the GPU binding limit`,
+        );
+    }
+    const segments: Segment[] = [];
+    for (let start = 0; start < Math.max(1, lead); start += perSegment) {
+      const units = Math.min(perSegment, lead - start);
+      const from = start * unitBytes;
+      const part = bytes.subarray(from, from + units * unitBytes);
+      const size = paddedBytes(units * unit, dtype);
+      const buffer = this.staging.upload(part, size, USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST);
+      segments.push({ buffer, offset: 0, unitStart: start, units });
+    }
+    return this.track(new WebGpuTensor(this, shape, dtype, segments, "owned"));
+  }
+
+  fromFloat32(data: Float32Array, shape: number[]): Tensor {
+    return this.upload(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), "f32", shape);
+  }
+
+  zeros(shape: number[]): Tensor {
+    const out = this.alloc(shape);
+    const n = numel(shape);
+    if (n > 0) this.run1d(K.fillKernel(), [out.one.buffer], [n, out.one.offset], n);
+    return out;
+  }
+
+  disposeTensor(t: WebGpuTensor): void {
+    if (t.disposed) return;
+    t.disposed = true;
+    this.registry.unregister(t);
+    this.releaseHeld(this.held(t));
+  }
+
+  async readTensor(t: WebGpuTensor): Promise<Float32Array> {
+    if (t.disposed) throw new OllmError("INTERNAL", "read of a disposed tensor");
+    const bpe = DTYPE_BYTES[t.dtype];
+    const unit = numel(t.shape) / Math.max(1, t.shape[0] ?? 1);
+    const out = new Float32Array(numel(t.shape));
+    const jobs: { seg: Segment; start: number; bytes: number; skip: number; staging: GPUBuffer }[] = [];
+    for (const seg of t.segments) {
+      const elements = seg.units * unit;
+      if (elements === 0) continue;
+      const from = seg.offset * bpe;
+      const start = Math.floor(from / 4) * 4;
+      const end = Math.ceil((from + elements * bpe) / 4) * 4;
+      // Chunks of ≤ 64 MiB (large single mappings were seen to abort Dawn).
+      for (let at = start; at < end; at += 64 << 20) {
+        const bytes = Math.min(64 << 20, end - at);
+        const staging = this.device.createBuffer({ size: bytes, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+        this.endPass();
+        this.commands().copyBufferToBuffer(seg.buffer, at, staging, 0, bytes);
+        jobs.push({ seg, start: at, bytes, skip: at === start ? from - start : 0, staging });
+      }
+    }
+    this.flush();
+    // Gather each segment's raw bytes, then widen.
+    let written = 0;
+    let current: Segment | undefined;
+    let raw = new Uint8Array(0);
+    let rawAt = 0;
+    const finishSegment = () => {
+      if (!current) return;
+      const values = widenAll(t.dtype, typed(raw, t.dtype));
+      out.set(values, written);
+      written += values.length;
+    };
+    for (const job of jobs) {
+      if (job.seg !== current) {
+        finishSegment();
+        current = job.seg;
+        raw = new Uint8Array(current.units * unit * bpe);
+        rawAt = 0;
+      }
+      await job.staging.mapAsync(USAGE.MAP_READ);
+      const mapped = new Uint8Array(job.staging.getMappedRange());
+      const take = Math.min(raw.byteLength - rawAt, mapped.byteLength - job.skip);
+      raw.set(mapped.subarray(job.skip, job.skip + take), rawAt);
+      rawAt += take;
+      job.staging.unmap();
+      job.staging.destroy();
+    }
+    finishSegment();
+    this.throwIfFailed();
+    return out;
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwIfFailed();
+  }
+
+  /** Releases the device (tensors become unusable). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.sync().catch(() => undefined);
+    this.pool.clear();
+    this.heap.destroy();
+    this.bindGroups.clear();
+    this.staging.destroy();
+    this.device.destroy();
+  }
+
+  // ---------------------------------------------------------------- ops
+
+  embedding(table: Tensor, ids: Int32Array, scale = 1): Tensor {
+    const t = this.gpuTensor(table);
+    const [vocab, dim] = rowsOf(t);
+    for (const id of ids)
+      if (!(id >= 0 && id < vocab))
+        throw new OllmError("INVALID_ARGUMENT", `token id ${id} is outside the vocabulary (0..${vocab - 1})`);
+    const out = this.alloc([ids.length, dim]);
+    const n = ids.length * dim;
+    if (n === 0) return out;
+    const list = this.hostArray(Uint32Array.from(ids));
+    for (const seg of t.segments) {
+      this.run1d(
+        K.embeddingKernel(t.dtype),
+        [seg.buffer, list, out.one.buffer],
+        [n, dim, seg.offset, seg.unitStart, seg.units, 0, out.one.offset, scale],
+        n,
+      );
+    }
+    return out;
+  }
+
+  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+    const xs = this.f32(x);
+    const wt = this.gpuTensor(w);
+    const [rows, inDim] = rowsOf(xs);
+    const wIn = wt.shape[wt.shape.length - 1];
+    const outDim = numel(wt.shape) / wIn;
+    if (wIn !== inDim)
+      throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
+    const out = this.alloc([rows, outDim]);
+    if (rows === 0 || outDim === 0) return out;
+    const b = bias ? this.gpuTensor(bias) : undefined;
+    const unitRows = wt.shape.length > 2 ? outDim / wt.shape[0] : 1;
+    for (const seg of wt.segments) {
+      this.matmulSegment(
+        xs,
+        wt.dtype,
+        seg,
+        seg.unitStart * unitRows,
+        seg.units * unitRows,
+        inDim,
+        outDim,
+        out,
+        b,
+        false,
+      );
+    }
+    return out;
+  }
+
+  matmul(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+    const xs = this.f32(x);
+    const wt = this.gpuTensor(w);
+    const [rows, inDim] = rowsOf(xs);
+    const outDim = wt.shape[wt.shape.length - 1];
+    if (numel(wt.shape) !== inDim * outDim)
+      throw new OllmError("INTERNAL", `matmul: input width ${inDim} vs weight [${wt.shape}]`);
+    const out = this.alloc([rows, outDim]);
+    if (rows === 0 || outDim === 0) return out;
+    const b = bias ? this.gpuTensor(bias) : undefined;
+    this.matmulSegment(xs, wt.dtype, wt.one, 0, outDim, inDim, outDim, out, b, true);
+    return out;
+  }
+
+  linearMxfp4(x: Tensor, blocks: Tensor, scales: Tensor, bias?: Tensor): Tensor {
+    const xs = this.f32(x);
+    const bl = this.gpuTensor(blocks);
+    const sc = this.gpuTensor(scales);
+    if (bl.dtype !== "u8" || sc.dtype !== "u8")
+      throw new OllmError(
+        "INTERNAL",
+        `linearMxfp4: blocks and scales must be u8 (got ${bl.dtype}, ${sc.dtype})`,
+      );
+    const [rows, inDim] = rowsOf(xs);
+    const [outDim, groups] = rowsOf(sc);
+    if (
+      bl.shape[bl.shape.length - 1] !== 16 ||
+      numel(bl.shape) !== outDim * groups * 16 ||
+      groups * 32 !== inDim
+    )
+      throw new OllmError(
+        "INTERNAL",
+        `linearMxfp4: input width ${inDim} vs blocks [${bl.shape}] and scales [${sc.shape}]`,
+      );
+    const out = this.alloc([rows, outDim]);
+    if (rows === 0) return out;
+    const b = bias ? this.gpuTensor(bias) : undefined;
+    const bSeg = bl.one;
+    const sSeg = sc.one;
+    if (bSeg.offset % 16 !== 0) throw new OllmError("INTERNAL", "linearMxfp4: blocks not 16-byte aligned");
+    const bindings: Binding[] = [xs.one.buffer, bSeg.buffer, sSeg.buffer, out.one.buffer];
+    if (b) bindings.push(b.one.buffer);
+    this.dispatch(
+      K.mxfp4Kernel(b?.dtype),
+      bindings,
+      [
+        outDim,
+        groups,
+        xs.one.offset,
+        bSeg.offset,
+        sSeg.offset,
+        out.one.offset,
+        0,
+        b?.one.offset ?? 0,
+        outDim,
+      ],
+      [Math.ceil(outDim / 8), rows, 1],
+    );
+    return out;
+  }
+
+  rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset = 0): Tensor {
+    const xt = this.gpuTensor(x);
+    const wt = this.gpuTensor(weight);
+    const dim = numel(wt.shape);
+    const n = numel(xt.shape);
+    if (n % dim !== 0) throw new OllmError("INTERNAL", `rmsNorm: [${xt.shape}] is not a multiple of ${dim}`);
+    const out = this.alloc(xt.shape);
+    const groups = n / dim;
+    if (groups === 0) return out;
+    const wg = dim > 256 ? 256 : 64;
+    this.dispatch(
+      K.rmsNormKernel(xt.dtype, wt.dtype, wg),
+      [xt.one.buffer, wt.one.buffer, out.one.buffer],
+      [groups, dim, xt.one.offset, wt.one.offset, out.one.offset, eps, weightOffset],
+      this.grid(groups),
+    );
+    return out;
+  }
+
+  add(a: Tensor, b: Tensor): Tensor {
+    return this.binary("add", a, b);
+  }
+
+  mul(a: Tensor, b: Tensor): Tensor {
+    return this.binary("mul", a, b);
+  }
+
+  swiglu(gate: Tensor, up: Tensor): Tensor {
+    return this.binary("swiglu", gate, up);
+  }
+
+  gegluTanh(gate: Tensor, up: Tensor): Tensor {
+    return this.binary("geglu", gate, up);
+  }
+
+  sigmoidGate(x: Tensor, gate: Tensor): Tensor {
+    const [rows, cols] = rowsOf(x);
+    const gateCols = numel(gate.shape) / Math.max(1, rows);
+    if (gateCols !== cols && gateCols !== 1)
+      throw new OllmError("INTERNAL", `sigmoidGate: gate [${gate.shape}] does not fit [${x.shape}]`);
+    return this.binary("sigmoidGate", x, gate, gateCols === 1 ? cols : 1);
+  }
+
+  scale(a: Tensor, factor: number): Tensor {
+    return this.unary("scale", a, factor);
+  }
+
+  softcap(x: Tensor, cap: number): Tensor {
+    return this.unary("softcap", x, cap);
+  }
+
+  rope(x: Tensor, positions: Int32Array, spec: RopeSpec, options: RopeOptions): Tensor {
+    const xt = this.gpuTensor(x);
+    const [rows, width] = rowsOf(xt);
+    if (rows !== positions.length)
+      throw new OllmError("INTERNAL", `rope: ${rows} rows, ${positions.length} positions`);
+    const headDim = options.headDim;
+    const rot = options.rotaryDim ?? headDim;
+    const half = rot / 2;
+    const out = this.alloc(xt.shape);
+    const n = rows * width;
+    if (n === 0) return out;
+    const table = this.ropeTable(spec, positions, half);
+    this.run1d(
+      K.ropeKernel(xt.dtype),
+      [xt.one.buffer, table, out.one.buffer],
+      [n, width, headDim, half, rot, xt.one.offset, out.one.offset, 0, rows * half],
+      n,
+    );
+    return out;
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
+    const qt = this.f32(q);
+    const kt = this.f32(k);
+    const vt = this.f32(v);
+    const { numHeads, numKvHeads, headDim, kvLength } = o;
+    const rows = o.queryPositions.length;
+    if (headDim > K.ATTENTION_MAX_DIM)
+      throw new OllmError(
+        "BACKEND_UNAVAILABLE",
+        `attention: head width ${headDim} > ${K.ATTENTION_MAX_DIM} is not supported on webgpu`,
+      );
+    const out = this.alloc([rows, numHeads * headDim]);
+    if (rows === 0) return out;
+    const chunk = K.ATTENTION_CHUNK;
+    const splits = Math.max(1, Math.ceil(kvLength / chunk));
+    const partial = this.alloc([rows * numHeads * splits * (headDim + 2)]);
+    const positions = this.hostArray(Uint32Array.from(o.queryPositions));
+    this.dispatch(
+      K.attentionPartialKernel(headDim % 4 === 0),
+      [qt.one.buffer, kt.one.buffer, vt.one.buffer, positions, partial.one.buffer],
+      [
+        numHeads,
+        numHeads / numKvHeads,
+        headDim,
+        kvLength,
+        chunk,
+        splits,
+        o.window ?? 0,
+        qt.one.offset,
+        kt.one.offset,
+        vt.one.offset,
+        numHeads * headDim,
+        numKvHeads * headDim,
+        0,
+        partial.one.offset,
+        o.scale,
+        o.softcap ?? 0,
+      ],
+      [splits, numHeads, rows],
+    );
+    const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
+    const bindings: Binding[] = [partial.one.buffer, out.one.buffer];
+    if (sinks) bindings.splice(1, 0, sinks.one.buffer);
+    this.dispatch(
+      K.attentionCombineKernel(sinks?.dtype),
+      bindings,
+      [numHeads, headDim, splits, out.one.offset, sinks?.one.offset ?? 0, partial.one.offset],
+      [numHeads, rows, 1],
+    );
+    this.disposeTensor(partial);
+    return out;
+  }
+
+  sliceRows(x: Tensor, start: number, count: number): Tensor {
+    const xt = this.gpuTensor(x);
+    const [rows, cols] = rowsOf(xt);
+    if (start < 0 || start + count > rows)
+      throw new OllmError("INTERNAL", `sliceRows: [${start}, ${start + count}) of ${rows}`);
+    const out = this.alloc([count, cols]);
+    this.copy(xt, xt.one.offset + start * cols, cols, out.one.buffer, out.one.offset, cols, count, cols);
+    return out;
+  }
+
+  writeRows(dst: Tensor, dstRow: number, src: Tensor): void {
+    const d = this.gpuTensor(dst);
+    if (d.dtype !== "f32") throw new OllmError("INTERNAL", "writeRows: destination must be f32");
+    const s = this.gpuTensor(src);
+    const [rows, cols] = rowsOf(d);
+    const n = numel(s.shape);
+    if (dstRow + n / cols > rows) throw new OllmError("INTERNAL", "writeRows: destination too small");
+    this.copy(s, s.one.offset, cols, d.one.buffer, d.one.offset + dstRow * cols, cols, n / cols, cols);
+  }
+
+  subTensor(t: Tensor, index: number): Tensor {
+    const g = this.gpuTensor(t);
+    const [lead, ...rest] = g.shape;
+    if (!(Number.isInteger(index) && index >= 0 && index < lead))
+      throw new OllmError("INTERNAL", `subTensor: index ${index} outside [${g.shape}]`);
+    const size = numel(rest);
+    const seg = g.segments.find((s) => index >= s.unitStart && index < s.unitStart + s.units);
+    if (!seg) throw new OllmError("INTERNAL", `subTensor: index ${index} in no segment`);
+    const shape = rest.length > 0 ? rest : [1];
+    const view: Segment = {
+      buffer: seg.buffer,
+      offset: seg.offset + (index - seg.unitStart) * size,
+      unitStart: 0,
+      units: shape[0],
+    };
+    return new WebGpuTensor(this, shape, g.dtype, [view], "view", g);
+  }
+
+  gatherRows(x: Tensor, rows: Int32Array): Tensor {
+    const xt = this.gpuTensor(x);
+    const [count, cols] = rowsOf(xt);
+    for (const r of rows)
+      if (!(r >= 0 && r < count))
+        throw new OllmError("INTERNAL", `gatherRows: row ${r} outside ${count} rows`);
+    const out = this.alloc([rows.length, cols]);
+    const n = rows.length * cols;
+    if (n === 0) return out;
+    const list = this.hostArray(Uint32Array.from(rows));
+    this.run1d(
+      K.gatherKernel(xt.dtype),
+      [xt.one.buffer, list, out.one.buffer],
+      [n, cols, xt.one.offset, out.one.offset, 0],
+      n,
+    );
+    return out;
+  }
+
+  scatterAddRows(dst: Tensor, rows: Int32Array, src: Tensor, weights: Float32Array): void {
+    const d = this.gpuTensor(dst);
+    if (d.dtype !== "f32") throw new OllmError("INTERNAL", "scatterAddRows: destination must be f32");
+    const s = this.gpuTensor(src);
+    const [count, cols] = rowsOf(d);
+    const [srcRows, srcCols] = rowsOf(s);
+    if (srcCols !== cols || srcRows !== rows.length || weights.length !== rows.length)
+      throw new OllmError(
+        "INTERNAL",
+        `scatterAddRows: [${s.shape}] into [${d.shape}] with ${rows.length} rows`,
+      );
+    for (const r of rows)
+      if (!(r >= 0 && r < count))
+        throw new OllmError("INTERNAL", `scatterAddRows: row ${r} outside ${count} rows`);
+    if (rows.length === 0) return;
+    const list = new Uint32Array(rows.length * 2);
+    list.set(rows);
+    list.set(new Uint32Array(weights.buffer, weights.byteOffset, weights.length), rows.length);
+    const slice = this.hostArray(list);
+    this.run1d(
+      K.scatterAddKernel(s.dtype),
+      [s.one.buffer, slice, d.one.buffer],
+      [cols, rows.length, s.one.offset, d.one.offset, 0],
+      cols,
+    );
+  }
+
+  clampedSwiglu(gateUp: Tensor, alpha: number, limit: number): Tensor {
+    const x = this.gpuTensor(gateUp);
+    const [rows, cols] = rowsOf(x);
+    if (cols % 2 !== 0) throw new OllmError("INTERNAL", `clampedSwiglu: odd width ${cols}`);
+    const out = this.alloc([rows, cols / 2]);
+    const n = (rows * cols) / 2;
+    if (n > 0)
+      this.run1d(
+        K.clampedSwigluKernel(x.dtype),
+        [x.one.buffer, out.one.buffer],
+        [n, x.one.offset, out.one.offset, alpha, limit],
+        n,
+      );
+    return out;
+  }
+
+  sliceColumns(x: Tensor, start: number, width: number, group?: number): Tensor {
+    const xt = this.gpuTensor(x);
+    const [rows, cols] = rowsOf(xt);
+    const g = group ?? cols;
+    if (cols % g !== 0 || start < 0 || width < 0 || start + width > g)
+      throw new OllmError(
+        "INTERNAL",
+        `sliceColumns: [${start}, ${start + width}) of groups of ${g} in width ${cols}`,
+      );
+    const groups = cols / g;
+    const out = this.alloc([rows, groups * width]);
+    this.copy(xt, xt.one.offset + start, g, out.one.buffer, out.one.offset, width, rows * groups, width);
+    return out;
+  }
+
+  concatColumns(parts: Tensor[]): Tensor {
+    if (parts.length === 0) throw new OllmError("INTERNAL", "concatColumns: no parts");
+    const ts = parts.map((p) => this.gpuTensor(p));
+    const rows = rowsOf(ts[0])[0];
+    const widths = ts.map((t) => {
+      const [r, c] = rowsOf(t);
+      if (r !== rows) throw new OllmError("INTERNAL", `concatColumns: ${r} rows vs ${rows}`);
+      return c;
+    });
+    const total = widths.reduce((a, b) => a + b, 0);
+    const out = this.alloc([rows, total]);
+    let at = 0;
+    ts.forEach((t, i) => {
+      this.copy(t, t.one.offset, widths[i], out.one.buffer, out.one.offset + at, total, rows, widths[i]);
+      at += widths[i];
+    });
+    return out;
+  }
+
+  causalConv1d(x: Tensor, weight: Tensor, state: Tensor | undefined): { y: Tensor; state: Tensor } {
+    const xt = this.gpuTensor(x);
+    const wt = this.gpuTensor(weight);
+    const [rows, channels] = rowsOf(xt);
+    const kernel = numel(wt.shape) / channels;
+    if (wt.shape[0] !== channels || !Number.isInteger(kernel) || kernel < 1)
+      throw new OllmError("INTERNAL", `causalConv1d: weight [${wt.shape}] for ${channels} channels`);
+    const history = kernel - 1;
+    const st = state ? this.gpuTensor(state) : undefined;
+    if (st && numel(st.shape) !== history * channels)
+      throw new OllmError(
+        "INTERNAL",
+        `causalConv1d: state [${st.shape}] should hold ${history * channels} values`,
+      );
+    const y = this.alloc([rows, channels]);
+    const next = this.alloc([history, channels]);
+    const n = Math.max(rows, history) * channels;
+    const bindings: Binding[] = [xt.one.buffer, wt.one.buffer];
+    if (st) bindings.push(st.one.buffer);
+    bindings.push(y.one.buffer, next.one.buffer);
+    if (n > 0)
+      this.run1d(
+        K.causalConvKernel(xt.dtype, wt.dtype, st !== undefined),
+        bindings,
+        [
+          rows,
+          channels,
+          kernel,
+          xt.one.offset,
+          wt.one.offset,
+          st?.one.offset ?? 0,
+          y.one.offset,
+          next.one.offset,
+        ],
+        n,
+      );
+    return { y, state: next };
+  }
+
+  deltaRuleGates(a: Tensor, b: Tensor, aLog: Tensor, dtBias: Tensor): { g: Tensor; beta: Tensor } {
+    const [at, bt, lt, dt] = [a, b, aLog, dtBias].map((t) => this.gpuTensor(t));
+    const heads = numel(lt.shape);
+    const n = numel(at.shape);
+    if (numel(dt.shape) !== heads || n !== numel(bt.shape) || n % heads !== 0)
+      throw new OllmError("INTERNAL", `deltaRuleGates: a [${at.shape}], b [${bt.shape}], ${heads} heads`);
+    const g = this.alloc(at.shape);
+    const beta = this.alloc(bt.shape);
+    if (n > 0)
+      this.run1d(
+        K.deltaGatesKernel(at.dtype, bt.dtype, lt.dtype, dt.dtype),
+        [at.one.buffer, bt.one.buffer, lt.one.buffer, dt.one.buffer, g.one.buffer, beta.one.buffer],
+        [n, heads, at.one.offset, bt.one.offset, lt.one.offset, dt.one.offset, g.one.offset, beta.one.offset],
+        n,
+      );
+    return { g, beta };
+  }
+
+  gatedDeltaRule(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    g: Tensor,
+    beta: Tensor,
+    state: Tensor | undefined,
+    o: DeltaRuleOptions,
+  ): { out: Tensor; state: Tensor } {
+    const { numKeyHeads: nk, numValueHeads: nv, keyHeadDim: dk, valueHeadDim: dv } = o;
+    if (nv % nk !== 0)
+      throw new OllmError("INTERNAL", `gatedDeltaRule: ${nv} value heads vs ${nk} key heads`);
+    if (dk > K.ATTENTION_MAX_DIM)
+      throw new OllmError(
+        "BACKEND_UNAVAILABLE",
+        `gatedDeltaRule: key head width ${dk} is not supported on webgpu`,
+      );
+    const rows = rowsOf(q)[0];
+    const expect = (t: Tensor, size: number, what: string) => {
+      if (numel(t.shape) !== size)
+        throw new OllmError("INTERNAL", `gatedDeltaRule: ${what} [${t.shape}] should hold ${size} values`);
+    };
+    expect(q, rows * nk * dk, "q");
+    expect(k, rows * nk * dk, "k");
+    expect(v, rows * nv * dv, "v");
+    expect(g, rows * nv, "g");
+    expect(beta, rows * nv, "beta");
+    if (state) expect(state, nv * dk * dv, "state");
+    const [qt, kt, vt, gt, bt] = [q, k, v, g, beta].map((t) => this.f32(t));
+    const s0 = state ? this.f32(state) : undefined;
+    const out = this.alloc([rows, nv * dv]);
+    const next = this.alloc([nv, dk, dv]);
+    const wg = dv >= 128 ? 128 : 64;
+    this.dispatch(
+      K.deltaRuleKernel(wg),
+      [
+        qt.one.buffer,
+        kt.one.buffer,
+        vt.one.buffer,
+        gt.one.buffer,
+        bt.one.buffer,
+        s0 ? s0.one.buffer : this.dummyBuffer(),
+        out.one.buffer,
+        next.one.buffer,
+      ],
+      [
+        rows,
+        nk,
+        nv,
+        dk,
+        dv,
+        s0 ? 1 : 0,
+        qt.one.offset,
+        kt.one.offset,
+        vt.one.offset,
+        gt.one.offset,
+        bt.one.offset,
+        s0?.one.offset ?? 0,
+        out.one.offset,
+        next.one.offset,
+      ],
+      [nv, 1, 1],
+    );
+    return { out, state: next };
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private binary(op: K.BinaryOp, a: Tensor, b: Tensor, bdiv = 1): Tensor {
+    const at = this.gpuTensor(a);
+    const bt = this.gpuTensor(b);
+    const n = numel(at.shape);
+    if (bdiv === 1 && n !== numel(bt.shape))
+      throw new OllmError("INTERNAL", `${op}: shapes [${at.shape}] and [${bt.shape}] differ`);
+    const out = this.alloc(at.shape);
+    if (n > 0)
+      this.run1d(
+        K.binaryKernel(op, at.dtype, bt.dtype),
+        [at.one.buffer, bt.one.buffer, out.one.buffer],
+        [n, at.one.offset, bt.one.offset, out.one.offset, bdiv],
+        n,
+      );
+    return out;
+  }
+
+  private unary(op: K.UnaryOp, a: Tensor, f: number): Tensor {
+    const at = this.gpuTensor(a);
+    const n = numel(at.shape);
+    const out = this.alloc(at.shape);
+    if (n > 0)
+      this.run1d(
+        K.unaryKernel(op, at.dtype),
+        [at.one.buffer, out.one.buffer],
+        [n, at.one.offset, out.one.offset, f],
+        n,
+      );
+    return out;
+  }
+
+  /** Strided copy of `rows` × `cols` values with widening to f32. */
+  private copy(
+    src: WebGpuTensor,
+    so: number,
+    ss: number,
+    dst: GPUBuffer,
+    yo: number,
+    ys: number,
+    rows: number,
+    cols: number,
+  ): void {
+    const n = rows * cols;
+    if (n === 0) return;
+    this.run1d(K.copyKernel(src.dtype), [src.one.buffer, dst], [n, cols, so, ss, yo, ys], n);
+  }
+
+  /** An f32 tensor in one buffer (a widened copy when `t` is stored narrower or split). */
+  private f32(t: Tensor): WebGpuTensor {
+    const g = this.gpuTensor(t);
+    if (g.dtype === "f32" && g.segments.length === 1) return g;
+    const out = this.alloc(g.shape);
+    const n = numel(g.shape);
+    const unit = n / Math.max(1, g.shape[0] ?? 1);
+    for (const seg of g.segments) {
+      const count = seg.units * unit;
+      this.copySegment(g.dtype, seg, count, out.one.buffer, out.one.offset + seg.unitStart * unit);
+    }
+    return out;
+  }
+
+  private copySegment(dtype: DType, seg: Segment, count: number, dst: GPUBuffer, yo: number): void {
+    if (count > 0)
+      this.run1d(K.copyKernel(dtype), [seg.buffer, dst], [count, count, seg.offset, count, yo, count], count);
+  }
+
+  private matmulSegment(
+    x: WebGpuTensor,
+    dtype: DType,
+    seg: Segment,
+    no: number,
+    n: number,
+    k: number,
+    ldy: number,
+    out: WebGpuTensor,
+    bias: WebGpuTensor | undefined,
+    transposed: boolean,
+  ): void {
+    const rows = rowsOf(x)[0];
+    const bindings = (xb: GPUBuffer): Binding[] => {
+      const list: Binding[] = [xb, seg.buffer, out.one.buffer];
+      if (bias) list.push(bias.one.buffer);
+      return list;
+    };
+    const bo = bias?.one.offset ?? 0;
+    if (transposed) {
+      if (rows <= GEMV_MAX_ROWS) {
+        this.run1d(
+          K.gemvTransposedKernel(dtype, bias?.dtype),
+          bindings(x.one.buffer),
+          [rows, n, k, x.one.offset, seg.offset, out.one.offset, bo],
+          rows * n,
+        );
+        return;
+      }
+    } else if (rows <= GEMV_MAX_ROWS) {
+      const epu = K.elementsPerVec4(dtype);
+      const vec = k % epu === 0 && seg.offset % epu === 0 && x.one.offset % 4 === 0;
+      const { tpr, unroll } = this.gemvShape(dtype, n, k, vec);
+      const subgroup = this.subgroupFor(tpr);
+      const wg = Math.max(256, tpr);
+      for (let r0 = 0; r0 < rows; r0 += 4) {
+        const mr = Math.min(4, rows - r0);
+        this.dispatch(
+          K.gemvKernel({ dtype, rows: mr, tpr, wg, vec, unroll, subgroup, bias: bias?.dtype }),
+          bindings(x.one.buffer),
+          [k, n, x.one.offset + r0 * k, seg.offset, out.one.offset + r0 * ldy, no, bo, ldy],
+          this.grid(Math.ceil(n / (wg / tpr))),
+        );
+      }
+      return;
+    }
+    const big = rows >= 128 && n >= 128;
+    const tile = big ? 8 : 4;
+    this.dispatch(
+      K.gemmKernel({ dtype, tm: tile, tn: tile, transposed, bias: bias?.dtype }),
+      bindings(x.one.buffer),
+      [rows, n, k, x.one.offset, seg.offset, out.one.offset, no, bo, ldy, transposed ? ldy : k],
+      [Math.ceil(n / (16 * tile)), Math.ceil(rows / (16 * tile)), 1],
+    );
+  }
+
+  /** Threads per output and loads in flight for a GEMV shape: tuned (see `tuneGemv`) or a default. */
+  private gemvShape(dtype: DType, n: number, k: number, vec: boolean): { tpr: number; unroll: number } {
+    const tuned = this.gemvTuned.get(`${dtype}:${n}:${k}:${vec}`);
+    if (tuned) return tuned;
+    const units = vec ? k / K.elementsPerVec4(dtype) : k;
+    let tpr = 32;
+    while (tpr > 4 && tpr / 2 >= units) tpr /= 2;
+    return { tpr, unroll: units >= tpr * 8 ? 4 : 1 };
+  }
+
+  private subgroupFor(tpr: number): number {
+    const sg = this.gpu.subgroupSize;
+    return this.useSubgroups && sg >= 8 && sg <= tpr && tpr % sg === 0 ? sg : 0;
+  }
+
+  private readonly gemvTuned = new Map<string, { tpr: number; unroll: number }>();
+
+  /**
+   * Times GEMV variants (threads per output × loads in flight) for one weight shape on this adapter and
+   * keeps the fastest for decode. Weights are rotated over ≥ 256 MiB so the timing is of memory, not L2.
+   */
+  async tuneGemv(
+    dtype: DType,
+    n: number,
+    k: number,
+    options: { maxReps?: number } = {},
+  ): Promise<{ tpr: number; unroll: number; gbps: number }> {
+    const epu = K.elementsPerVec4(dtype);
+    const vec = k % epu === 0;
+    const units = vec ? k / epu : k;
+    const bytes = n * k * DTYPE_BYTES[dtype];
+    const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
+    const size = paddedBytes(n * k, dtype);
+    const weights = Array.from({ length: copies }, () => {
+      const buffer = this.device.createBuffer({ size, usage: USAGE.STORAGE | USAGE.COPY_DST });
+      return this.track(
+        new WebGpuTensor(this, [n, k], dtype, [{ buffer, offset: 0, unitStart: 0, units: n }], "owned"),
+      );
+    });
+    const x = this.zeros([1, k]) as WebGpuTensor;
+    const out = this.alloc([1, n]);
+    const reps = Math.max(copies, Math.min(options.maxReps ?? 400, Math.ceil(4e9 / bytes)));
+    const candidates: { tpr: number; unroll: number }[] = [];
+    for (const tpr of [8, 16, 32, 64, 128, 256]) {
+      if (tpr > Math.max(4, units)) continue;
+      for (const unroll of [1, 2, 4, 8]) if (units >= tpr * unroll) candidates.push({ tpr, unroll });
+    }
+    if (candidates.length === 0) candidates.push({ tpr: 4, unroll: 1 });
+    let best = { ...candidates[0], seconds: Number.POSITIVE_INFINITY };
+    for (const c of candidates) {
+      this.gemvTuned.set(`${dtype}:${n}:${k}:${vec}`, c);
+      for (let trial = 0; trial < 2; trial++) {
+        await this.sync();
+        const t0 = performance.now();
+        for (let i = 0; i < reps; i++) {
+          const w = weights[i % copies];
+          this.matmulSegment(x, dtype, { ...w.one }, 0, n, k, n, out, undefined, false);
+        }
+        await this.sync();
+        const seconds = (performance.now() - t0) / 1000 / reps;
+        if (seconds < best.seconds) best = { ...c, seconds };
+      }
+    }
+    this.gemvTuned.set(`${dtype}:${n}:${k}:${vec}`, { tpr: best.tpr, unroll: best.unroll });
+    for (const w of weights) w.dispose();
+    x.dispose();
+    out.dispose();
+    return { tpr: best.tpr, unroll: best.unroll, gbps: bytes / best.seconds / 1e9 };
+  }
+
+  private ropeTable(spec: RopeSpec, positions: Int32Array, half: number): ArenaSlice {
+    const cached = this.ropeCache.get(spec);
+    if (cached && cached.positions === positions && cached.rot === half) return cached.slice;
+    const rows = positions.length;
+    const table = new Float32Array(2 * rows * half);
+    for (let r = 0; r < rows; r++) {
+      const pos = positions[r];
+      for (let i = 0; i < half; i++) {
+        // transformers computes the angle in f32; round the same way as the CPU backend.
+        const angle = Math.fround(spec.invFreq[i] * pos);
+        table[r * half + i] = Math.fround(Math.cos(angle)) * spec.attentionScaling;
+        table[rows * half + r * half + i] = Math.fround(Math.sin(angle)) * spec.attentionScaling;
+      }
+    }
+    const slice = this.hostArray(new Uint32Array(table.buffer));
+    this.ropeCache.set(spec, { positions, rot: half, slice, rows });
+    return slice;
+  }
+
+  /** Host data for the next submission, bound as a storage array. */
+  private hostArray(data: Uint32Array): ArenaSlice {
+    const slice = this.arena.alloc(Math.max(4, data.byteLength));
+    this.arena.u32.set(data, slice.offset / 4);
+    return slice;
+  }
+
+  private dummyBuffer(): GPUBuffer {
+    this.dummy ??= this.device.createBuffer({ size: 16, usage: USAGE.STORAGE });
+    return this.dummy;
+  }
+
+  private gpuTensor(t: Tensor): WebGpuTensor {
+    if (!(t instanceof WebGpuTensor))
+      throw new OllmError("INTERNAL", "WebGPU backend was given a tensor of another backend");
+    if (t.disposed) throw new OllmError("INTERNAL", `tensor [${t.shape}] was disposed`);
+    return t;
+  }
+
+  /** A fresh f32 activation from the pool. */
+  private alloc(shape: readonly number[]): WebGpuTensor {
+    const bytes = paddedBytes(numel(shape), "f32");
+    if (bytes > this.gpu.limits.maxStorageBufferBindingSize)
+      throw new OllmError(
+        "OUT_OF_MEMORY_BUDGET",
+        `an activation of ${(bytes / 2 ** 20).toFixed(0)} MiB ([${shape}]) exceeds the GPU binding limit of ${(this.gpu.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB`,
+        { hint: "use smaller prefill chunks (prefillChunkTokens) or logits: last" },
+      );
+    const lead = shape.length > 0 ? shape[0] : 1;
+    const block = this.heap.acquire(bytes);
+    if (block) {
+      const seg = { buffer: block.buffer, offset: block.offset / 4, unitStart: 0, units: lead };
+      return this.track(new WebGpuTensor(this, [...shape], "f32", [seg], "heap", undefined, block));
+    }
+    const buffer = this.pool.acquire(bytes);
+    return this.track(
+      new WebGpuTensor(this, [...shape], "f32", [{ buffer, offset: 0, unitStart: 0, units: lead }], "pooled"),
+    );
+  }
+
+  private track(t: WebGpuTensor): WebGpuTensor {
+    this.registry.register(t, this.held(t), t);
+    return t;
+  }
+
+  private held(t: WebGpuTensor): Held {
+    return { ownership: t.ownership, buffers: t.segments.map((s) => s.buffer), block: t.block };
+  }
+
+  private releaseHeld(held: Held): void {
+    if (held.ownership === "view" || this.closed) return;
+    if (held.block) {
+      // Reuse is safe at once: later dispatches are recorded after every use of the block.
+      this.heap.release(held.block);
+      return;
+    }
+    for (const b of held.buffers) {
+      if (held.ownership === "pooled") {
+        // Reuse is safe at once: later dispatches are recorded after every use of the buffer.
+        this.pool.release(b, (dead) => this.destroyLater(dead));
+      } else this.destroyLater(b);
+    }
+  }
+
+  private destroyLater(b: GPUBuffer): void {
+    if (this.encoder) this.deferred.push(b);
+    else b.destroy();
+  }
+
+  private grid(groups: number): [number, number, number] {
+    const max = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (groups <= max) return [groups, 1, 1];
+    const y = Math.ceil(groups / max);
+    return [Math.ceil(groups / y), y, 1];
+  }
+
+  private run1d(src: K.KernelSource, bindings: Binding[], params: number[], n: number): void {
+    this.dispatch(src, bindings, params, this.grid(Math.ceil(n / 256)));
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  /**
+   * Records one dispatch. Logical arrays that live in one buffer (activations of one heap page) share a
+   * physical binding; the kernel is specialised for that mapping, and its bind group is cached by the
+   * buffers it binds (parameters and host arrays use dynamic offsets). The cache key is the kernel and
+   * the buffer ids, so the common case is a string build and one map lookup.
+   */
+  private dispatch(
+    src: K.KernelSource,
+    bindings: Binding[],
+    params: number[],
+    grid: [number, number, number],
+  ): void {
+    if (this.closed) throw new OllmError("INTERNAL", "the WebGPU backend was closed");
+    const slice = this.arena.alloc(src.params.length * 4);
+    const u32 = this.arena.u32;
+    const f32 = this.arena.f32;
+    const base = slice.offset / 4;
+    const types = src.params;
+    for (let i = 0; i < types.length; i++) {
+      const v = params[i] ?? 0;
+      if (types[i] === "f32") f32[base + i] = v;
+      else u32[base + i] = types[i] === "i32" ? v | 0 : v >>> 0;
+    }
+    const offsets = [slice.offset];
+    let key = `${src.key}#${this.bufferId(slice.buffer)}`;
+    for (const b of bindings) {
+      if ("offset" in b) {
+        offsets.push(b.offset);
+        key += `|${this.bufferId(b.buffer)}:${b.size}`;
+      } else key += `|${this.bufferId(b)}`;
+    }
+    let entry = this.bindGroups.get(key);
+    if (!entry) {
+      entry = this.prepare(key, src, bindings, slice);
+      this.counters.bindGroups++;
+    }
+    const pass = this.computePass();
+    if (this.currentPipeline !== entry.pipeline) {
+      pass.setPipeline(entry.pipeline);
+      this.currentPipeline = entry.pipeline;
+    }
+    pass.setBindGroup(0, entry.group, offsets);
+    pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
+    this.counters.dispatches++;
+    if (this.submitEvery > 0 && ++this.sinceSubmit >= this.submitEvery) this.flush();
+  }
+
+  /**
+   * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
+   * step). Lets the GPU start on a long step while the rest is still being recorded.
+   */
+  setSubmitEvery(n: number): void {
+    this.submitEvery = Math.max(0, Math.floor(n));
+  }
+
+  private submitEvery = 0;
+  private sinceSubmit = 0;
+
+  private currentPipeline: GPUComputePipeline | undefined;
+
+  /** Cache miss of `dispatch`: the physical binding layout, the specialised pipeline and the bind group. */
+  private prepare(
+    key: string,
+    src: K.KernelSource,
+    bindings: Binding[],
+    slice: ArenaSlice,
+  ): { pipeline: GPUComputePipeline; group: GPUBindGroup } {
+    const physical: K.PhysicalBinding[] = [];
+    const resources: Binding[] = [];
+    let signature = "";
+    bindings.forEach((b, i) => {
+      const decl = src.bindings[i];
+      let at = -1;
+      if (!decl.host && !("offset" in b)) {
+        at = resources.findIndex((r, j) => r === b && !physical[j].host);
+        if (at >= 0) {
+          const ph = physical[at];
+          if (ph.type !== decl.type) {
+            if (ph.access === "read" && decl.access === "read") at = -1;
+            else
+              throw new OllmError("INTERNAL", `${src.key}: one buffer bound as ${ph.type} and ${decl.type}`);
+          }
+        }
+      }
+      if (at >= 0) {
+        physical[at].names.push(decl.name);
+        if (decl.access === "rw") physical[at].access = "rw";
+      } else {
+        at = physical.length;
+        physical.push({ names: [decl.name], access: decl.access, type: decl.type, host: decl.host === true });
+        resources.push(b);
+      }
+      signature += `${at},`;
+    });
+    for (const ph of physical) signature += ph.access === "rw" ? "w" : "r";
+    resources.forEach((r, i) => {
+      if (physical[i].access === "rw" && resources.some((q, j) => j !== i && q === r))
+        throw new OllmError(
+          "INTERNAL",
+          `${src.key}: a buffer written here is also bound as ${physical[i].type}`,
+        );
+    });
+    const pipeline = this.pipeline(`${src.key}|${signature}`, src, physical);
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: slice.buffer, offset: 0, size: slice.size } },
+    ];
+    resources.forEach((r, i) => {
+      entries.push({
+        binding: i + 1,
+        resource: "offset" in r ? { buffer: r.buffer, offset: 0, size: r.size } : { buffer: r },
+      });
+    });
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    if (this.bindGroups.size > 20000) this.bindGroups.clear();
+    const entry = { pipeline, group };
+    this.bindGroups.set(key, entry);
+    return entry;
+  }
+
+  private pipeline(key: string, src: K.KernelSource, physical: K.PhysicalBinding[]): GPUComputePipeline {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const COMPUTE = 4; // GPUShaderStage.COMPUTE
+      const entries: GPUBindGroupLayoutEntry[] = [
+        { binding: 0, visibility: COMPUTE, buffer: { type: "uniform", hasDynamicOffset: true } },
+        ...physical.map(
+          (ph, i): GPUBindGroupLayoutEntry => ({
+            binding: i + 1,
+            visibility: COMPUTE,
+            buffer: { type: ph.access === "rw" ? "storage" : "read-only-storage", hasDynamicOffset: ph.host },
+          }),
+        ),
+      ];
+      const layout = this.device.createBindGroupLayout({ entries });
+      const module = this.device.createShaderModule({ code: K.specialize(src, physical), label: key });
+      p = this.device.createComputePipeline({
+        layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: "main" },
+        label: key,
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  private commands(): GPUCommandEncoder {
+    this.encoder ??= this.device.createCommandEncoder();
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) {
+      const ts = this.timing ? this.timestamps : undefined;
+      this.passTimed = ts !== undefined;
+      this.pass = this.commands().beginComputePass(
+        ts
+          ? { timestampWrites: { querySet: ts.set, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }
+          : {},
+      );
+    }
+    return this.pass;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = undefined;
+      this.currentPipeline = undefined;
+      const ts = this.passTimed ? this.timestamps : undefined;
+      if (ts) {
+        // One pass per submission in practice; resolve its begin/end and read them back later.
+        const readback = this.device.createBuffer({ size: 16, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+        this.commands().resolveQuerySet(ts.set, 0, 2, ts.resolve, 0);
+        this.commands().copyBufferToBuffer(ts.resolve, 0, readback, 0, 16);
+        this.pendingTimestamps.push(readback);
+      }
+    }
+  }
+
+  private pendingTimestamps: GPUBuffer[] = [];
+
+  /** Ends the pass and submits everything recorded as one command buffer. */
+  private flush(): void {
+    if (!this.encoder && !this.arena.pending) return;
+    this.endPass();
+    const commandBuffer = this.commands().finish();
+    this.encoder = undefined;
+    this.arena.upload(this.device.queue);
+    this.device.queue.submit([commandBuffer]);
+    this.counters.submits++;
+    this.sinceSubmit = 0;
+    this.arena.reset();
+    this.ropeCache.clear();
+    for (const b of this.deferred) b.destroy();
+    this.deferred = [];
+    for (const rb of this.pendingTimestamps) {
+      rb.mapAsync(USAGE.MAP_READ).then(
+        () => {
+          const t = new BigUint64Array(rb.getMappedRange());
+          if (t[1] > t[0]) {
+            this.counters.gpuNs += Number(t[1] - t[0]);
+            this.counters.gpuSamples++;
+          }
+          rb.unmap();
+          rb.destroy();
+        },
+        () => rb.destroy(),
+      );
+    }
+    this.pendingTimestamps = [];
+  }
+
+  private throwIfFailed(): void {
+    if (this.error) {
+      const message = this.error;
+      this.error = undefined;
+      throw new OllmError("INTERNAL", `WebGPU error: ${message}`);
+    }
+  }
+}

@@ -1,0 +1,130 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { Arena, arenaOf } from "../../src/engine/backends/cpu/kernels/arena.js";
+import { FastKernels, kernelsModule } from "../../src/engine/backends/cpu/kernels/fast-kernels.js";
+import { shareOf } from "../../src/engine/backends/cpu/kernels/worker-source.js";
+import { KERNELS_SOURCE_SHA256 } from "../../src/engine/backends/cpu/wasm/kernels-wasm.js";
+import { randomActivations, randomWeight, rng } from "./helpers.js";
+
+const WASM_DIR = join(import.meta.dirname, "..", "..", "src", "engine", "backends", "cpu", "wasm");
+
+describe("kernels module", () => {
+  it("was built from the kernels.c in the tree (run wasm/build.mjs after editing it)", () => {
+    const sha = createHash("sha256")
+      .update(readFileSync(join(WASM_DIR, "kernels.c")))
+      .digest("hex");
+    expect(KERNELS_SOURCE_SHA256).toBe(sha);
+  });
+
+  it("compiles on this runtime", () => {
+    expect(kernelsModule()).toBeDefined();
+  });
+});
+
+describe("FastKernels", () => {
+  it("runs placed weights on the kernels (no silent fallback) for every dtype", () => {
+    const fast = FastKernels.create({ kernels: "wasm", threads: 2 })!;
+    const next = rng(1);
+    for (const dtype of ["bf16", "f16", "f32"] as const) {
+      const [k, n, rows] = [256, 520, 2];
+      const w = fast.place(randomWeight(dtype, n * k, next), dtype)!;
+      expect(w).toBeDefined();
+      expect(arenaOf(w.buffer)).toBeDefined();
+      const out = fast.linear(randomActivations(rows * k, next), rows, k, w, dtype, n);
+      expect(out).toBeInstanceOf(Float32Array);
+      expect(out!.length).toBe(rows * n);
+    }
+  });
+
+  it("leaves dtypes it has no kernel for to the caller", () => {
+    const fast = FastKernels.create({ kernels: "wasm", threads: 1 })!;
+    expect(fast.place(new Uint8Array(16), "u8")).toBeUndefined();
+    expect(fast.place(new Uint8Array(16), "i32")).toBeUndefined();
+    const plain = new Uint16Array(16);
+    expect(fast.linear(new Float32Array(4), 1, 4, plain, "bf16", 4)).toBeUndefined();
+  });
+
+  it("measures a streaming-read bandwidth", () => {
+    const fast = FastKernels.create({ kernels: "wasm", threads: 2 })!;
+    const bw = fast.readBandwidth(64 << 20, 2, 2);
+    expect(bw).toBeGreaterThan(1e8);
+  });
+
+  it("is not created for kernels: reference", () => {
+    expect(FastKernels.create({ kernels: "reference" })).toBeUndefined();
+  });
+});
+
+describe("Arena", () => {
+  it("allocates 64-byte aligned blocks, reuses and coalesces freed ones", () => {
+    const arena = new Arena(8 << 20);
+    const a = arena.alloc(100)!;
+    const b = arena.alloc(1000)!;
+    const c = arena.alloc(10)!;
+    for (const o of [a, b, c]) expect(o % 64).toBe(0);
+    expect(b).toBeGreaterThanOrEqual(a + 100);
+    expect(c).toBeGreaterThanOrEqual(b + 1000);
+    arena.release(a);
+    arena.release(b);
+    // a and b coalesced: a block of their combined size fits where a was.
+    expect(arena.alloc(1100)).toBe(a);
+    arena.release(c);
+    expect(() => arena.release(c)).toThrow();
+  });
+
+  it("grows its memory and refuses what exceeds its capacity", () => {
+    const arena = new Arena(4 << 20);
+    const before = arena.buffer.byteLength;
+    const big = arena.alloc(3 << 20)!;
+    expect(big).toBeDefined();
+    expect(arena.buffer.byteLength).toBeGreaterThan(before);
+    expect(arenaOf(arena.buffer)).toBe(arena);
+    expect(arena.alloc(2 << 20)).toBeUndefined();
+    arena.release(big);
+    expect(arena.allocated).toBe(0);
+    expect(arena.alloc(2 << 20)).toBeDefined();
+  });
+
+  it("keeps a random sequence of allocations disjoint", () => {
+    const arena = new Arena(64 << 20);
+    const next = rng(3);
+    const live = new Map<number, number>();
+    for (let i = 0; i < 2000; i++) {
+      if (live.size > 0 && next() < 0.45) {
+        const keys = [...live.keys()];
+        const key = keys[Math.floor(next() * keys.length)];
+        arena.release(key);
+        live.delete(key);
+      } else {
+        const size = 1 + Math.floor(next() * 50_000);
+        const at = arena.alloc(size)!;
+        for (const [o, s] of live) expect(at + size <= o || o + s <= at).toBe(true);
+        live.set(at, size);
+      }
+    }
+  });
+});
+
+describe("shareOf", () => {
+  it("splits units into contiguous aligned shares that cover everything once", () => {
+    for (const [total, threads, align] of [
+      [0, 2, 4],
+      [1, 2, 4],
+      [7, 2, 4],
+      [8192, 2, 4],
+      [259, 3, 4],
+      [1000, 7, 64],
+    ]) {
+      let end = 0;
+      for (let i = 0; i < threads; i++) {
+        const [s, e] = shareOf(total, threads, i, align);
+        expect(s).toBe(end);
+        if (e < total) expect(e % align).toBe(0);
+        end = e;
+      }
+      expect(end).toBe(total);
+    }
+  });
+});

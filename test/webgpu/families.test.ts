@@ -1,0 +1,67 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadModel, type Model } from "../../src/engine/model.js";
+import { argmax, fixtureDir, readGolden } from "../engine/oracle.js";
+import { gpuOrSkip, relErr } from "./gpu-setup.js";
+
+const probe = await gpuOrSkip();
+await probe?.close();
+
+const FAMILIES = [
+  "tiny-llama",
+  "tiny-qwen2",
+  "tiny-qwen3",
+  "tiny-mistral",
+  "tiny-gemma3",
+  "tiny-gpt_oss",
+  "tiny-gpt_oss-mxfp4",
+  "tiny-qwen3_next",
+];
+
+const run = probe ? describe : describe.skip;
+
+run.each(FAMILIES)("%s on WebGPU against the CPU backend", (name) => {
+  const { golden, promptLogits } = readGolden(name);
+  let gpu: Model;
+  let cpu: Model;
+
+  beforeAll(async () => {
+    gpu = await loadModel(fixtureDir(name), { backend: "webgpu" });
+    cpu = await loadModel(fixtureDir(name), { backend: "cpu" });
+    expect(gpu.backend.name).toBe("webgpu");
+  });
+
+  afterAll(async () => {
+    await gpu?.close();
+    await cpu?.close();
+  });
+
+  it("prompt logits at every position within 1e-3 relative (of the CPU and of transformers)", async () => {
+    const got = await gpu.logits(golden.prompt_ids);
+    const want = await cpu.logits(golden.prompt_ids);
+    const err = relErr(got, want);
+    console.log(`${name}: WebGPU vs CPU prompt logits max relative error ${err.toExponential(2)}`);
+    expect(err).toBeLessThan(1e-3);
+    expect(relErr(got, promptLogits)).toBeLessThan(1e-3);
+  });
+
+  it("chunked prefill past the sliding windows, then decode with the KV cache", async () => {
+    const g = gpu.newSequence();
+    const c = cpu.newSequence();
+    const ids = golden.long_prompt_ids;
+    let lg = await (await g.forward(ids, { logits: "last", chunkTokens: 48 })).read();
+    let lc = await (await c.forward(ids, { logits: "last", chunkTokens: 48 })).read();
+    let worst = relErr(lg, lc);
+    for (let i = 0; i < 4; i++) {
+      const id = argmax(lc);
+      lg = await (await g.forward([id], { logits: "last" })).read();
+      lc = await (await c.forward([id], { logits: "last" })).read();
+      worst = Math.max(worst, relErr(lg, lc));
+    }
+    console.log(
+      `${name}: WebGPU vs CPU long prompt + 4 decode steps max relative error ${worst.toExponential(2)}`,
+    );
+    expect(worst).toBeLessThan(1e-3);
+    g.dispose();
+    c.dispose();
+  });
+});

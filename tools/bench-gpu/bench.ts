@@ -1,0 +1,282 @@
+/**
+ * Our side of the GPU benchmark: for each checkpoint, decode tok/s with every weight resident on the GPU,
+ * prefill tok/s of one long prompt, upload speed and the HBM bound; plus a correctness check of the
+ * kernels on this adapter (a fixture model's logits against the CPU backend).
+ *
+ *   node bench.js [--device D] [--decode 128] [--prompt 2048] [--hbm 4.8e12] [--json OUT] MODEL_DIR...
+ */
+import { writeFileSync } from "node:fs";
+import type { Backend } from "../../src/engine/backend.js";
+import type { WebGpuBackend, WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { loadModel } from "../../src/engine/model.js";
+
+interface Args {
+  device: string;
+  decode: number;
+  prompt: number;
+  hbm: number;
+  json?: string;
+  fixture: string;
+  subgroups: boolean;
+  models: string[];
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = {
+    device: "auto",
+    decode: 128,
+    prompt: 2048,
+    hbm: 4.8e12,
+    fixture: "test/fixtures/models/tiny-llama",
+    subgroups: true,
+    models: [],
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    if (v === "--device") a.device = argv[++i];
+    else if (v === "--decode") a.decode = Number(argv[++i]);
+    else if (v === "--prompt") a.prompt = Number(argv[++i]);
+    else if (v === "--hbm") a.hbm = Number(argv[++i]);
+    else if (v === "--json") a.json = argv[++i];
+    else if (v === "--fixture") a.fixture = argv[++i];
+    else if (v === "--no-subgroups") a.subgroups = false;
+    else a.models.push(v);
+  }
+  return a;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+  return best;
+}
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < b.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+}
+
+const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
+
+function gpuOf(b: Backend): WebGpuBackend {
+  return b as WebGpuBackend;
+}
+
+/** A fixture model's prompt logits and 8 decode steps on WebGPU vs the CPU backend. */
+async function check(args: Args): Promise<{ error: number; adapter: string }> {
+  const gpu = await loadModel(args.fixture, { backend: "webgpu", device: args.device, stats: false });
+  const cpu = await loadModel(args.fixture, { backend: "cpu" });
+  const backend = gpuOf(gpu.backend);
+  try {
+    const ids = Array.from({ length: 40 }, (_, i) => (i * 37) % gpu.vocabSize);
+    let error = relErr(await gpu.logits(ids), await cpu.logits(ids));
+    const g = gpu.newSequence();
+    const c = cpu.newSequence();
+    let lg = await (await g.forward(ids, { logits: "last" })).read();
+    let lc = await (await c.forward(ids, { logits: "last" })).read();
+    for (let i = 0; i < 8; i++) {
+      const id = argmax(lc);
+      lg = await (await g.forward([id], { logits: "last" })).read();
+      lc = await (await c.forward([id], { logits: "last" })).read();
+      error = Math.max(error, relErr(lg, lc));
+    }
+    return { error, adapter: backend.describe() };
+  } finally {
+    await gpu.close();
+    await cpu.close();
+  }
+}
+
+interface ModelResult {
+  dir: string;
+  config: Record<string, unknown>;
+  weightBytes: number;
+  loadSeconds: number;
+  uploadGBps: number;
+  tuned: Record<string, { tpr: number; unroll: number; gbps: number }>;
+  decodeTokS: number;
+  decodePipelinedTokS: number;
+  decodeRecordMsPerToken: number;
+  decodeGpuMsPerToken: number | undefined;
+  dispatchesPerToken: number;
+  submitsPerToken: number;
+  prefillTokens: number;
+  prefillTokS: number;
+  prefillGpuMs: number | undefined;
+  hbmBoundTokS: number;
+  stats: WebGpuStats;
+}
+
+async function benchModel(dir: string, args: Args): Promise<ModelResult> {
+  const t0 = performance.now();
+  const model = await loadModel(dir, { backend: "webgpu", device: args.device, stats: true });
+  const backend = gpuOf(model.backend);
+  await backend.sync();
+  const loadSeconds = (performance.now() - t0) / 1000;
+  const afterLoad = backend.stats();
+  const uploadGBps = afterLoad.uploadBytes / (afterLoad.uploadMs / 1000) / 1e9;
+  const c = model.config as Record<string, number>;
+  const H = c.hidden_size;
+  const I = c.intermediate_size;
+  const kv = (c.num_key_value_heads * H) / c.num_attention_heads;
+  const V = c.vocab_size;
+  const L = c.num_hidden_layers;
+  const weightBytes = 2 * (2 * V * H + L * (2 * H * H + 2 * kv * H + 3 * H * I + 2 * H) + H);
+  log(
+    `${dir}: loaded in ${loadSeconds.toFixed(1)} s (upload ${uploadGBps.toFixed(2)} GB/s), ${(weightBytes / 1e9).toFixed(2)} GB`,
+  );
+
+  const tuned: ModelResult["tuned"] = {};
+  for (const [name, n, k] of [
+    ["q/o", H, H],
+    ["k/v", kv, H],
+    ["gate/up", I, H],
+    ["down", H, I],
+    ["lm_head", V, H],
+  ] as [string, number, number][]) {
+    tuned[name] = await backend.tuneGemv("bf16", n, k);
+    log(
+      `  tune ${name} [${n}x${k}]: tpr ${tuned[name].tpr} unroll ${tuned[name].unroll} → ${tuned[name].gbps.toFixed(0)} GB/s`,
+    );
+  }
+
+  // Decode: a short prompt, warm-up, then timed steps (forward + read of the logits + host argmax).
+  const seq = model.newSequence();
+  const prompt = Array.from({ length: 16 }, (_, i) => (i * 31 + 7) % V);
+  let logits = await (await seq.forward(prompt, { logits: "last" })).read();
+  for (let i = 0; i < 8; i++) logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
+  backend.setTiming(false);
+  const before = backend.stats();
+  let record = 0;
+  const td = performance.now();
+  for (let i = 0; i < args.decode; i++) {
+    const r0 = performance.now();
+    const out = await seq.forward([argmax(logits)], { logits: "last" });
+    record += performance.now() - r0;
+    logits = await out.read();
+  }
+  const decodeSeconds = (performance.now() - td) / 1000;
+  const after = backend.stats();
+  // The same with a submit every 64 dispatches (GPU starts while the step is still being recorded).
+  backend.setSubmitEvery(64);
+  const tp0 = performance.now();
+  for (let i = 0; i < args.decode; i++)
+    logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
+  const pipelinedTokS = args.decode / ((performance.now() - tp0) / 1000);
+  backend.setSubmitEvery(0);
+  log(`  decode with a submit every 64 dispatches: ${pipelinedTokS.toFixed(1)} tok/s`);
+  // GPU time per step from timestamp queries, on a few more steps (the queries cost a little).
+  backend.setTiming(true);
+  const timed0 = backend.stats();
+  for (let i = 0; i < 16; i++)
+    logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
+  await new Promise((r) => setTimeout(r, 100)); // let the last timestamp readbacks land
+  const timed1 = backend.stats();
+  seq.dispose();
+  const decodeGpuMsPerToken =
+    timed1.gpuMs !== undefined ? (timed1.gpuMs - (timed0.gpuMs ?? 0)) / 16 : undefined;
+  const decodeTokS = args.decode / decodeSeconds;
+  log(
+    `  decode: ${decodeTokS.toFixed(1)} tok/s, ${((after.bindGroupsCreated - before.bindGroupsCreated) / args.decode).toFixed(1)} bind groups created/token (record ${(record / args.decode).toFixed(2)} ms/token, GPU ${decodeGpuMsPerToken?.toFixed(2) ?? "?"} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token)`,
+  );
+
+  // Prefill: warm-up on a short prompt (compiles the GEMM pipelines), then the long prompt in one chunk.
+  const ids = Array.from({ length: args.prompt }, (_, i) => (i * 131 + 17) % V);
+  const warm = model.newSequence();
+  await (await warm.forward(ids.slice(0, 256), { logits: "last" })).read();
+  warm.dispose();
+  let prefillTokS = 0;
+  let prefillGpuMs: number | undefined;
+  for (let rep = 0; rep < 2; rep++) {
+    const s = model.newSequence();
+    const b = backend.stats();
+    const tp = performance.now();
+    await (await s.forward(ids, { logits: "last" })).read();
+    const seconds = (performance.now() - tp) / 1000;
+    await new Promise((r) => setTimeout(r, 50));
+    const a = backend.stats();
+    s.dispose();
+    if (args.prompt / seconds > prefillTokS) {
+      prefillTokS = args.prompt / seconds;
+      prefillGpuMs = a.gpuMs !== undefined && b.gpuMs !== undefined ? a.gpuMs - b.gpuMs : undefined;
+    }
+  }
+  log(
+    `  prefill ${args.prompt}: ${prefillTokS.toFixed(0)} tok/s (GPU ${prefillGpuMs?.toFixed(0) ?? "?"} ms)`,
+  );
+  const stats = backend.stats();
+  await model.close();
+  return {
+    dir,
+    config: model.config as Record<string, unknown>,
+    weightBytes,
+    loadSeconds,
+    uploadGBps,
+    tuned,
+    decodeTokS,
+    decodePipelinedTokS: pipelinedTokS,
+    decodeRecordMsPerToken: record / args.decode,
+    decodeGpuMsPerToken,
+    dispatchesPerToken: (after.dispatches - before.dispatches) / args.decode,
+    submitsPerToken: (after.submits - before.submits) / args.decode,
+    prefillTokens: args.prompt,
+    prefillTokS,
+    prefillGpuMs,
+    hbmBoundTokS: args.hbm / weightBytes,
+    stats,
+  };
+}
+
+const args = parseArgs(process.argv.slice(2));
+const result: { checks: unknown[]; models: ModelResult[]; errors: string[]; config?: unknown } = {
+  checks: [],
+  models: [],
+  errors: [],
+};
+const save = () => args.json && writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
+try {
+  let ok = false;
+  // Kernel configurations, fastest first: Dawn robustness off and subgroups on, then safer ones.
+  const configs = [
+    { toggles: "allow_unsafe_apis,disable_robustness", subgroups: true },
+    { toggles: "allow_unsafe_apis,disable_robustness", subgroups: false },
+    { toggles: "", subgroups: true },
+    { toggles: "", subgroups: false },
+  ].filter((c) => args.subgroups || !c.subgroups);
+  for (const c of configs) {
+    process.env.OLLM_DAWN_TOGGLES = c.toggles;
+    process.env.OLLM_WEBGPU_SUBGROUPS = c.subgroups ? "1" : "0";
+    try {
+      const r = await check(args);
+      result.checks.push({ ...c, ...r });
+      log(`check ${JSON.stringify(c)} on ${r.adapter}: tiny-llama logits vs CPU ${r.error.toExponential(2)}`);
+      if (r.error < 1e-3) {
+        result.config = c;
+        ok = true;
+        break;
+      }
+    } catch (error) {
+      result.errors.push(`check ${JSON.stringify(c)}: ${String(error)}`);
+      log(`check ${JSON.stringify(c)} failed: ${String(error)}`);
+    }
+  }
+  if (!ok) log("WARNING: no kernel configuration matched the CPU backend; timing anyway");
+  save();
+  for (const dir of args.models) {
+    try {
+      result.models.push(await benchModel(dir, args));
+    } catch (error) {
+      result.errors.push(`${dir}: ${(error as Error).stack ?? String(error)}`);
+      log(`${dir} failed: ${(error as Error).stack ?? String(error)}`);
+    }
+    save();
+  }
+} finally {
+  save();
+}
+process.exit(0);

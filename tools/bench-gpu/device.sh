@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The GPU benchmark, run on the device machine from the project root in one call (see docs/benchmarks-gpu.md):
+#   carry [".bench", ".bench-build"]; command: bash tools/bench-gpu/device.sh
+# Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
+set -uo pipefail
+OUT=${OUT:-/tmp/bench-out}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/log.txt") 2>&1
+START=$(date +%s)
+elapsed() { echo $(( $(date +%s) - START )); }
+ROOT=$(pwd)
+source .bench/kit/setup.sh
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+nproc
+TOK=test/fixtures/tokenizers/bytelevel-llama3/tokenizer.json
+W=/tmp/bench
+mkdir -p "$W"
+
+# llama.cpp (CUDA) built in the background at low priority while our bench runs.
+(
+  cd "$W" && tar -xJf "$ROOT/.bench/llama-src.tar.xz" && cd llama-src &&
+    nice -n 15 cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF \
+      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release &&
+    nice -n 15 cmake --build build --target llama-bench -j 12
+) > "$W/build.log" 2>&1 &
+BUILD=$!
+
+node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m1b" 1b "$TOK"
+node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m8b" 8b "$TOK"
+(
+  nice -n 10 python3 .bench/write_gguf.py "$TOK" "$W/m1b.gguf" 2048 8192 16 32 8 &&
+    nice -n 10 python3 .bench/write_gguf.py "$TOK" "$W/m8b.gguf" 4096 14336 32 32 8
+) > "$W/gguf.log" 2>&1 &
+GGUF=$!
+echo "[$(elapsed) s] checkpoints written"
+
+timeout 240 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
+echo "[$(elapsed) s] ours done (rc $?)"
+
+PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"
+echo "[$(elapsed) s] transformers done (rc $?)"
+
+wait $GGUF
+echo "[$(elapsed) s] gguf: $(tail -2 "$W/gguf.log" | tr '\n' ' ')"
+# Wait for the build, but not past ~480 s of this run.
+while kill -0 $BUILD 2>/dev/null && [ "$(elapsed)" -lt 480 ]; do sleep 2; done
+tail -5 "$W/build.log"
+tail -40 "$W/build.log" > "$OUT/build-tail.txt"
+if [ -x "$W/llama-src/build/bin/llama-bench" ]; then
+  for m in m1b m8b; do
+    timeout 60 "$W/llama-src/build/bin/llama-bench" -m "$W/$m.gguf" -p 2048 -n 128 -ngl 99 -fa 1 -r 3 -o json > "$OUT/llama-$m.json"
+    echo "[$(elapsed) s] llama-bench $m rc $?"
+  done
+else
+  echo "llama-bench was not built in time"
+fi
+node .bench-build/tools/bench-gpu/table.js "$OUT" | tee "$OUT/table.md"
+echo "[$(elapsed) s] done"
