@@ -101,6 +101,21 @@ function allOptions(commands: CommandInfo[]): OptionInfo[] {
   return [...byName.values()];
 }
 
+/** The arms of the `case "$cmd/$w"` that walks the words: parent path and word → the subcommand's path. */
+function transitionCases(commands: CommandInfo[]): string[] {
+  return commands
+    .filter((c) => c.path !== "")
+    .map((c) => {
+      const parent = c.path.includes(" ") ? c.path.slice(0, c.path.lastIndexOf(" ")) : "";
+      return `      "${parent}/${c.name}") cmd="${c.path}" ;;`;
+    });
+}
+
+/** An option's names: the long one, then the short one if any. */
+function optionNames(o: OptionInfo): string[] {
+  return [o.long, ...(o.short ? [o.short] : [])];
+}
+
 function quoteShell(words: readonly string[]): string {
   return words.map((w) => w.replace(/[^A-Za-z0-9_.:@/+-]/g, "")).join(" ");
 }
@@ -108,17 +123,10 @@ function quoteShell(words: readonly string[]): string {
 function bash(program: CommandInfo): string {
   const commands = flatten(program);
   const options = allOptions(commands);
-  const transitions = commands
-    .filter((c) => c.path !== "")
-    .map((c) => {
-      const parent = c.path.includes(" ") ? c.path.slice(0, c.path.lastIndexOf(" ")) : "";
-      return `      "${parent}/${c.name}") cmd="${c.path}" ;;`;
-    });
+  const transitions = transitionCases(commands);
   const valueCases: string[] = [];
   for (const kind of ["file", "dir", "text"] as const) {
-    const names = options
-      .filter((o) => o.kind === kind)
-      .flatMap((o) => [o.long, ...(o.short ? [o.short] : [])]);
+    const names = options.filter((o) => o.kind === kind).flatMap(optionNames);
     if (names.length === 0) continue;
     const action =
       kind === "file"
@@ -130,12 +138,12 @@ function bash(program: CommandInfo): string {
   }
   for (const o of options.filter((o) => o.kind === "choices"))
     valueCases.push(
-      `    ${[o.long, ...(o.short ? [o.short] : [])].join("|")}) COMPREPLY=($(compgen -W "${quoteShell(o.choices ?? [])}" -- "$cur")); return 0 ;;`,
+      `    ${optionNames(o).join("|")}) COMPREPLY=($(compgen -W "${quoteShell(o.choices ?? [])}" -- "$cur")); return 0 ;;`,
     );
   const wordCases = commands.map((c) => {
     const words = [
       ...c.subcommands.map((s) => s.name),
-      ...c.options.flatMap((o) => [o.long]),
+      ...c.options.map((o) => o.long),
       ...(c.subcommands.length === 0 ? c.argumentWords : []),
     ];
     return `    "${c.path}") words="${quoteShell(words)}" ;;`;
@@ -181,15 +189,10 @@ function zshEscape(text: string): string {
 function zsh(program: CommandInfo): string {
   const commands = flatten(program);
   const options = allOptions(commands);
-  const transitions = commands
-    .filter((c) => c.path !== "")
-    .map((c) => {
-      const parent = c.path.includes(" ") ? c.path.slice(0, c.path.lastIndexOf(" ")) : "";
-      return `      "${parent}/${c.name}") cmd="${c.path}" ;;`;
-    });
+  const transitions = transitionCases(commands);
   const valueCases: string[] = [];
   for (const o of options.filter((o) => o.takesValue)) {
-    const names = [o.long, ...(o.short ? [o.short] : [])].join("|");
+    const names = optionNames(o).join("|");
     const action =
       o.kind === "file"
         ? "_files"

@@ -31,8 +31,11 @@ export function readGolden(name: string): { golden: Golden; promptLogits: Float3
   return { golden, promptLogits };
 }
 
-/** max |a - b| / max |b|: the relative error used against the fixtures. */
-export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+/** max |a - b| and max |b| over two arrays of one length. */
+export function errorBounds(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+): { maxDiff: number; maxRef: number } {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
   let maxDiff = 0;
   let maxRef = 0;
@@ -40,6 +43,12 @@ export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<num
     maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
     maxRef = Math.max(maxRef, Math.abs(expected[i]));
   }
+  return { maxDiff, maxRef };
+}
+
+/** max |a - b| / max |b|: the relative error used against the fixtures. */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  const { maxDiff, maxRef } = errorBounds(actual, expected);
   return maxDiff / maxRef;
 }
 

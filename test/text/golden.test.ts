@@ -2,17 +2,11 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Tokenizer } from "../../src/text/index.js";
 import type { ChatMessage } from "../../src/text/index.js";
-import { readJson, TOKENIZER_NAMES, tokenizerDir } from "./helpers.js";
+import { type EncodeCase, readJson, TOKENIZER_NAMES, tokenizerDir } from "./helpers.js";
 
 interface Golden {
   vocab_size: number;
-  encode: Array<{
-    text: string;
-    ids: number[];
-    ids_no_special: number[];
-    decoded: string;
-    decoded_skip_special: string;
-  }>;
+  encode: EncodeCase[];
   chat: Array<{ messages: ChatMessage[]; add_generation_prompt: boolean; text: string; ids: number[] }>;
 }
 

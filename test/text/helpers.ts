@@ -18,6 +18,15 @@ export function readJson<T>(path: string): T {
   return JSON.parse(readFileSync(path, "utf8")) as T;
 }
 
+/** One encode/decode case of the golden and oracle files (produced by transformers). */
+export interface EncodeCase {
+  text: string;
+  ids: number[];
+  ids_no_special: number[];
+  decoded: string;
+  decoded_skip_special: string;
+}
+
 export interface Variant {
   name: string;
   base?: string;

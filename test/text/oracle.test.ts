@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Tokenizer } from "../../src/text/index.js";
-import { buildVariantDir, ORACLE_DIR, readJson, type VariantSpec } from "./helpers.js";
+import { buildVariantDir, type EncodeCase, ORACLE_DIR, readJson, type VariantSpec } from "./helpers.js";
 
 interface OracleVariant {
   name: string;
@@ -9,13 +9,7 @@ interface OracleVariant {
   added_special: number[];
   bos_token_id: number | null;
   eos_token_id: number | null;
-  encode: Array<{
-    text: string;
-    ids: number[];
-    ids_no_special: number[];
-    decoded: string;
-    decoded_skip_special: string;
-  }>;
+  encode: EncodeCase[];
   decode: Array<{ ids: number[]; decoded: string; decoded_skip_special: string }>;
 }
 

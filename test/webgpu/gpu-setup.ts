@@ -1,6 +1,7 @@
 /** Shared setup of the WebGPU tests: headless Mesa (llvmpipe through EGL) env, one backend per file or a skip. */
 import { CpuBackend } from "../../src/engine/backends/cpu/cpu-backend.js";
 import { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { errorBounds } from "../engine/oracle.js";
 
 process.env.XDG_RUNTIME_DIR ??= "/tmp";
 process.env.EGL_PLATFORM ??= "surfaceless";
@@ -34,14 +35,8 @@ export function random(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-/** max |a - b| / max |b|. */
+/** max |a - b| / max |b|, or max |a - b| where b is all zeros. */
 export function relErr(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  if (actual.length !== expected.length) throw new Error(`length ${actual.length} vs ${expected.length}`);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < expected.length; i++) {
-    d = Math.max(d, Math.abs(actual[i] - expected[i]));
-    m = Math.max(m, Math.abs(expected[i]));
-  }
-  return m === 0 ? d : d / m;
+  const { maxDiff, maxRef } = errorBounds(actual, expected);
+  return maxRef === 0 ? maxDiff : maxDiff / maxRef;
 }

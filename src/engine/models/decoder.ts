@@ -45,11 +45,7 @@ export class PreNormDecoder implements CausalLM {
       rope: buildRope(rope, geometry.headDim, config.max_position_embeddings),
       qkNorm: options.qkNorm ? { eps: config.rms_norm_eps, weightOffset: 0 } : undefined,
     };
-    this.globalTensorNames = [
-      "model.embed_tokens.weight",
-      "model.norm.weight",
-      ...(config.tie_word_embeddings ? [] : ["lm_head.weight"]),
-    ];
+    this.globalTensorNames = globalTensorNames(config);
   }
 
   layerPrefix(index: number): string {
@@ -75,11 +71,31 @@ export class PreNormDecoder implements CausalLM {
   }
 
   head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
-    const b = ctx.backend;
-    const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), this.config.rms_norm_eps);
-    const head = this.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-    return b.linear(normed, w.get(head));
+    return lmHead(hidden, w, ctx, this.config);
   }
+}
+
+/** Tensors outside the layers: the embeddings, the final norm and (unless tied) lm_head. */
+export function globalTensorNames(config: DecoderConfig): string[] {
+  return [
+    "model.embed_tokens.weight",
+    "model.norm.weight",
+    ...(config.tie_word_embeddings ? [] : ["lm_head.weight"]),
+  ];
+}
+
+/** The final RMSNorm (weight offset as in `Backend.rmsNorm`), then lm_head, or the embeddings when tied. */
+export function lmHead(
+  hidden: Tensor,
+  w: Weights,
+  ctx: HeadContext,
+  config: DecoderConfig,
+  normWeightOffset = 0,
+): Tensor {
+  const b = ctx.backend;
+  const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), config.rms_norm_eps, normWeightOffset);
+  const head = config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+  return b.linear(normed, w.get(head));
 }
 
 /** A view of `w` with `prefix` prepended to every name. */

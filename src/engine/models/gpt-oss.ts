@@ -3,7 +3,7 @@ import { buildRope, ropeParameters } from "../rope.js";
 import type { Tensor } from "../tensor.js";
 import { type AttentionSpec, selfAttention } from "./blocks.js";
 import { attentionGeometry, decoderConfigSchema, parseConfig } from "./config.js";
-import { scoped } from "./decoder.js";
+import { globalTensorNames, lmHead, scoped } from "./decoder.js";
 import type { CausalLM, HeadContext, LayerContext, ModelFamily, RawConfig, Weights } from "./family.js";
 import { mixExperts, topKSoftmaxRoutes } from "./moe.js";
 
@@ -60,11 +60,7 @@ class GptOss implements CausalLM {
       sinks: true,
       window: type === "sliding_attention" ? (config.sliding_window ?? undefined) : undefined,
     }));
-    this.globalTensorNames = [
-      "model.embed_tokens.weight",
-      "model.norm.weight",
-      ...(config.tie_word_embeddings ? [] : ["lm_head.weight"]),
-    ];
+    this.globalTensorNames = globalTensorNames(config);
   }
 
   layerPrefix(index: number): string {
@@ -90,12 +86,7 @@ class GptOss implements CausalLM {
   }
 
   head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
-    const b = ctx.backend;
-    const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), this.config.rms_norm_eps);
-    return b.linear(
-      normed,
-      w.get(this.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
-    );
+    return lmHead(hidden, w, ctx, this.config);
   }
 
   private async moe(x: Tensor, w: Weights, ctx: LayerContext): Promise<Tensor> {

@@ -3,7 +3,7 @@ import { buildRope, ropeParameters } from "../rope.js";
 import type { Tensor } from "../tensor.js";
 import { type AttentionSpec, gatedActivation, gatedMlp, selfAttention } from "./blocks.js";
 import { attentionGeometry, decoderConfigSchema, parseConfig } from "./config.js";
-import { scoped } from "./decoder.js";
+import { globalTensorNames, lmHead, scoped } from "./decoder.js";
 import type { CausalLM, HeadContext, LayerContext, ModelFamily, RawConfig, Weights } from "./family.js";
 import { mixExperts, softmaxTopKRoutes } from "./moe.js";
 
@@ -74,11 +74,7 @@ class Qwen3Next implements CausalLM {
       qkNorm: { eps: config.rms_norm_eps, weightOffset: 1 },
       outputGate: true,
     };
-    this.globalTensorNames = [
-      "model.embed_tokens.weight",
-      "model.norm.weight",
-      ...(config.tie_word_embeddings ? [] : ["lm_head.weight"]),
-    ];
+    this.globalTensorNames = globalTensorNames(config);
   }
 
   layerPrefix(index: number): string {
@@ -111,12 +107,7 @@ class Qwen3Next implements CausalLM {
   }
 
   head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
-    const b = ctx.backend;
-    const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), this.config.rms_norm_eps, 1);
-    return b.linear(
-      normed,
-      w.get(this.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight"),
-    );
+    return lmHead(hidden, w, ctx, this.config, 1);
   }
 
   private isSparse(index: number): boolean {

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { type GenerationConfigInput, validateGenerationConfig } from "../../config/generation-config.js";
 import type { GeneratedToken } from "../../runtime/executor.js";
-import { messageText } from "../../messages.js";
 import { ApiError, parseBody, toApiError } from "../errors.js";
 import {
   definedFields,
@@ -17,7 +16,14 @@ import type { ModelTarget } from "../models.js";
 import type { RouteCatalog } from "../openapi.js";
 import { sendSse, sseEvent } from "../sse.js";
 import { ContentHoldback } from "../tool-calls.js";
-import { chatMessages, chatUsage, jsonError, logprobContent, templateTools } from "./convert.js";
+import {
+  chatMessages,
+  chatUsage,
+  invalidJsonReply,
+  logprobContent,
+  requireJsonMention,
+  templateTools,
+} from "./convert.js";
 import { finalOutput, isHarmony } from "./output.js";
 import {
   type ChatCompletion,
@@ -50,23 +56,28 @@ export function chatGenerationConfig(ctx: ServerContext, body: ChatCompletionReq
   return config;
 }
 
-/** 400 when tools are asked of a model whose chat template cannot render them. */
-export async function checkToolSupport(
+/**
+ * Whether a request turns tools on (some given, tool_choice not "none"); 400 when it does and the
+ * model's chat template cannot render them.
+ */
+export async function toolsRequested(
   ctx: ServerContext,
   target: ModelTarget,
-  param: string,
-): Promise<void> {
-  if (!target.resolved.materialized) return;
-  if (!(await ctx.models.templateHasTools(target.resolved)))
+  tools: readonly unknown[] | null | undefined,
+  choice: unknown,
+): Promise<boolean> {
+  const on = (tools?.length ?? 0) > 0 && choice !== "none";
+  if (on && target.resolved.materialized && !(await ctx.models.templateHasTools(target.resolved)))
     throw new ApiError(
       400,
       `The chat template of ${target.id} does not render tools, so the model cannot call them`,
       {
         code: "tools_not_supported",
-        param,
+        param: "tools",
         hint: "Use a model whose chat template supports tools, or leave `tools` out.",
       },
     );
+  return on;
 }
 
 export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, catalog: RouteCatalog): void {
@@ -91,18 +102,10 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
     const body = parseBody(ChatCompletionRequestSchema, request.body);
     const target = await ctx.models.target(body.model);
     const messages = chatMessages(body.messages);
-    if (body.response_format?.type === "json_object" && !messages.some((m) => /json/i.test(messageText(m))))
-      throw new ApiError(
-        400,
-        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'",
-        {
-          code: "invalid_request",
-          param: "response_format",
-        },
-      );
+    if (body.response_format?.type === "json_object")
+      requireJsonMention(messages, "'messages'", "response_format");
     const choice = body.tool_choice ?? "auto";
-    const toolsOn = (body.tools?.length ?? 0) > 0 && choice !== "none";
-    if (toolsOn) await checkToolSupport(ctx, target, "tools");
+    const toolsOn = await toolsRequested(ctx, target, body.tools, choice);
     const tools =
       toolsOn && body.tools
         ? templateTools(
@@ -138,12 +141,8 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
       const out = finalOutput(gen, response, toolsOn);
       logGeneration(job, target.id, response.usage, out.finishReason);
       if (wantJson && out.toolCalls.length === 0) {
-        const problem = jsonError(out.content);
-        if (problem)
-          throw new ApiError(422, `The model's reply is not valid JSON (${problem})`, {
-            code: "invalid_json_output",
-            param: "response_format",
-          });
+        const invalid = invalidJsonReply(out.content, "response_format");
+        if (invalid) throw invalid;
       }
       const completion: ChatCompletion = {
         id,
@@ -278,14 +277,8 @@ async function* streamChunks(
       if (rest || pending.length) yield chunk({ content: rest }, null, pending);
     }
     if (o.wantJson && out.toolCalls.length === 0) {
-      const problem = jsonError(out.content);
-      if (problem)
-        yield sseEvent(
-          new ApiError(422, `The model's reply is not valid JSON (${problem})`, {
-            code: "invalid_json_output",
-            param: "response_format",
-          }).body(),
-        );
+      const invalid = invalidJsonReply(out.content, "response_format");
+      if (invalid) yield sseEvent(invalid.body());
     }
     yield chunk({}, out.finishReason);
     if (includeUsage)

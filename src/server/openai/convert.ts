@@ -1,5 +1,12 @@
 import type { GeneratedToken } from "../../runtime/executor.js";
-import { audioPart, type ContentPart, imagePart, type Message, textPart } from "../../messages.js";
+import {
+  audioPart,
+  type ContentPart,
+  imagePart,
+  type Message,
+  messageText,
+  textPart,
+} from "../../messages.js";
 import type { PromptResponse } from "../../session.js";
 import { ApiError } from "../errors.js";
 import type { ChatMessageInput, ChatTool, ResponseInputItem } from "./schemas.js";
@@ -159,4 +166,25 @@ export function jsonError(text: string): string | null {
   } catch (error) {
     return (error as Error).message;
   }
+}
+
+/** 400 unless some message holds the word "json", which OpenAI requires for json_object output. */
+export function requireJsonMention(messages: Message[], subject: string, param: string): void {
+  if (!messages.some((m) => /json/i.test(messageText(m))))
+    throw new ApiError(
+      400,
+      `${subject} must contain the word 'json' in some form, to use '${param}' of type 'json_object'`,
+      { code: "invalid_request", param },
+    );
+}
+
+/** The 422 of a reply that was asked to be JSON and does not parse (undefined when it parses). */
+export function invalidJsonReply(content: string, param: string): ApiError | undefined {
+  const problem = jsonError(content);
+  return problem === null
+    ? undefined
+    : new ApiError(422, `The model's reply is not valid JSON (${problem})`, {
+        code: "invalid_json_output",
+        param,
+      });
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { type GenerationConfigInput, validateGenerationConfig } from "../../config/generation-config.js";
-import { type Message, messageText, textPart } from "../../messages.js";
+import { type Message, textPart } from "../../messages.js";
 import type { PromptResponse } from "../../session.js";
 import { ApiError, parseBody, toApiError } from "../errors.js";
 import {
@@ -15,8 +15,8 @@ import { Job } from "../jobs.js";
 import type { RouteCatalog } from "../openapi.js";
 import { sendSse, sseEvent } from "../sse.js";
 import { ContentHoldback } from "../tool-calls.js";
-import { checkToolSupport, logGeneration } from "./chat.js";
-import { jsonError, responseMessages } from "./convert.js";
+import { logGeneration, toolsRequested } from "./chat.js";
+import { jsonError, requireJsonMention, invalidJsonReply, responseMessages } from "./convert.js";
 import { type FinalOutput, finalOutput, isHarmony } from "./output.js";
 import {
   ResponseCreateRequestSchema,
@@ -144,18 +144,9 @@ export function registerResponseRoutes(
       });
     const format = body.text?.format?.type ?? "text";
     const wantJson = format === "json_object" || format === "json_schema";
-    if (format === "json_object" && !messages.some((m) => /json/i.test(messageText(m))))
-      throw new ApiError(
-        400,
-        "The input must contain the word 'json' in some form, to use 'text.format' of type 'json_object'",
-        {
-          code: "invalid_request",
-          param: "text.format",
-        },
-      );
+    if (format === "json_object") requireJsonMention(messages, "The input", "text.format");
     const choice = body.tool_choice ?? "auto";
-    const toolsOn = (body.tools?.length ?? 0) > 0 && choice !== "none";
-    if (toolsOn) await checkToolSupport(ctx, target, "tools");
+    const toolsOn = await toolsRequested(ctx, target, body.tools, choice);
     const tools =
       toolsOn && body.tools
         ? body.tools
@@ -211,12 +202,8 @@ export function registerResponseRoutes(
       const out = finalOutput(gen, response, toolsOn);
       logGeneration(job, target.id, response.usage, out.finishReason);
       if (wantJson && out.toolCalls.length === 0) {
-        const problem = jsonError(out.content);
-        if (problem)
-          throw new ApiError(422, `The model's reply is not valid JSON (${problem})`, {
-            code: "invalid_json_output",
-            param: "text.format",
-          });
+        const invalid = invalidJsonReply(out.content, "text.format");
+        if (invalid) throw invalid;
       }
       const result = completeResponse(shell, out, response);
       save(result, out);

@@ -109,11 +109,17 @@ export function loader(name: string, dtype: DType): string {
   }
 }
 
+/** Uniform parameters of type u32, in order. */
+const u32s = (...names: string[]): [string, ParamType][] => names.map((n) => [n, "u32"]);
+
 /** A read-only input of `dtype`. */
 const r = (name: string, dtype: DType): BindingDecl => ({ name, access: "read", type: bindType(dtype) });
 const rf = (name: string): BindingDecl => ({ name, access: "read", type: "f32" });
 const w = (name: string): BindingDecl => ({ name, access: "rw", type: "f32" });
 const host = (name: string, type = "u32"): BindingDecl => ({ name, access: "read", type, host: true });
+/** Binding and loader of the optional bias `B` (none when absent). */
+const biasBinding = (bias: DType | undefined): BindingDecl[] => (bias ? [r("B", bias)] : []);
+const biasLoader = (bias: DType | undefined): string => (bias ? loader("B", bias) : "");
 
 const MAIN_1D = `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
@@ -125,15 +131,7 @@ fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }`;
 
 /** Y[yo+i] = 0 for i < n. */
 function fillKernelImpl(): KernelSource {
-  return build(
-    "fill",
-    [
-      ["n", "u32"],
-      ["yo", "u32"],
-    ],
-    [w("Y")],
-    `${MAIN_1D}\n  if (i < p.n) { Y[p.yo + i] = 0.0; }\n}`,
-  );
+  return build("fill", u32s("n", "yo"), [w("Y")], `${MAIN_1D}\n  if (i < p.n) { Y[p.yo + i] = 0.0; }\n}`);
 }
 
 /**
@@ -143,14 +141,7 @@ function fillKernelImpl(): KernelSource {
 function copyKernelImpl(src: DType): KernelSource {
   return build(
     `copy:${src}`,
-    [
-      ["n", "u32"],
-      ["cols", "u32"],
-      ["so", "u32"],
-      ["ss", "u32"],
-      ["yo", "u32"],
-      ["ys", "u32"],
-    ],
+    u32s("n", "cols", "so", "ss", "yo", "ys"),
     [r("S", src), w("Y")],
     `${loader("S", src)}
 ${MAIN_1D}
@@ -165,13 +156,7 @@ ${MAIN_1D}
 function gatherKernelImpl(src: DType): KernelSource {
   return build(
     `gather:${src}`,
-    [
-      ["n", "u32"],
-      ["cols", "u32"],
-      ["so", "u32"],
-      ["yo", "u32"],
-      ["io", "u32"],
-    ],
+    u32s("n", "cols", "so", "yo", "io"),
     [r("S", src), host("I"), w("Y")],
     `${loader("S", src)}
 ${MAIN_1D}
@@ -187,13 +172,7 @@ ${MAIN_1D}
 function scatterAddKernelImpl(src: DType): KernelSource {
   return build(
     `scatter:${src}`,
-    [
-      ["cols", "u32"],
-      ["count", "u32"],
-      ["so", "u32"],
-      ["yo", "u32"],
-      ["io", "u32"],
-    ],
+    u32s("cols", "count", "so", "yo", "io"),
     [r("S", src), host("I"), w("Y")],
     `${loader("S", src)}
 ${MAIN_1D}
@@ -216,12 +195,7 @@ const UNARY: Record<UnaryOp, string> = {
 function unaryKernelImpl(op: UnaryOp, a: DType): KernelSource {
   return build(
     `unary:${op}:${a}`,
-    [
-      ["n", "u32"],
-      ["ao", "u32"],
-      ["yo", "u32"],
-      ["f", "f32"],
-    ],
+    [...u32s("n", "ao", "yo"), ["f", "f32"]],
     [r("A", a), w("Y")],
     `${loader("A", a)}${SAFE_MATH}
 ${MAIN_1D}
@@ -245,13 +219,7 @@ const BINARY: Record<BinaryOp, string> = {
 function binaryKernelImpl(op: BinaryOp, a: DType, b: DType): KernelSource {
   return build(
     `binary:${op}:${a}:${b}`,
-    [
-      ["n", "u32"],
-      ["ao", "u32"],
-      ["bo", "u32"],
-      ["yo", "u32"],
-      ["bdiv", "u32"],
-    ],
+    u32s("n", "ao", "bo", "yo", "bdiv"),
     [r("A", a), r("B", b), w("Y")],
     `${loader("A", a)}
 ${loader("B", b)}${SAFE_MATH}
@@ -268,13 +236,7 @@ ${MAIN_1D}
 function clampedSwigluKernelImpl(a: DType): KernelSource {
   return build(
     `clampedSwiglu:${a}`,
-    [
-      ["n", "u32"],
-      ["ao", "u32"],
-      ["yo", "u32"],
-      ["alpha", "f32"],
-      ["limit", "f32"],
-    ],
+    [...u32s("n", "ao", "yo"), ["alpha", "f32"], ["limit", "f32"]],
     [r("A", a), w("Y")],
     `${loader("A", a)}${SAFE_MATH}
 ${MAIN_1D}
@@ -290,16 +252,7 @@ ${MAIN_1D}
 function embeddingKernelImpl(table: DType): KernelSource {
   return build(
     `embedding:${table}`,
-    [
-      ["n", "u32"],
-      ["dim", "u32"],
-      ["to", "u32"],
-      ["rowStart", "u32"],
-      ["rows", "u32"],
-      ["io", "u32"],
-      ["yo", "u32"],
-      ["scale", "f32"],
-    ],
+    [...u32s("n", "dim", "to", "rowStart", "rows", "io", "yo"), ["scale", "f32"]],
     [r("T", table), host("I"), w("Y")],
     `${loader("T", table)}
 ${MAIN_1D}
@@ -316,15 +269,7 @@ ${MAIN_1D}
 function rmsNormKernelImpl(x: DType, weight: DType, wg: number): KernelSource {
   return build(
     `rmsnorm:${x}:${weight}:${wg}`,
-    [
-      ["groups", "u32"],
-      ["dim", "u32"],
-      ["xo", "u32"],
-      ["wo", "u32"],
-      ["yo", "u32"],
-      ["eps", "f32"],
-      ["woff", "f32"],
-    ],
+    [...u32s("groups", "dim", "xo", "wo", "yo"), ["eps", "f32"], ["woff", "f32"]],
     [r("X", x), r("W", weight), w("Y")],
     `${loader("X", x)}
 ${loader("W", weight)}
@@ -355,17 +300,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 function ropeKernelImpl(x: DType): KernelSource {
   return build(
     `rope:${x}`,
-    [
-      ["n", "u32"],
-      ["width", "u32"],
-      ["headDim", "u32"],
-      ["half", "u32"],
-      ["rot", "u32"],
-      ["xo", "u32"],
-      ["yo", "u32"],
-      ["to", "u32"],
-      ["so", "u32"],
-    ],
+    u32s("n", "width", "headDim", "half", "rot", "xo", "yo", "to", "so"),
     [r("X", x), host("T", "f32"), w("Y")],
     `${loader("X", x)}
 ${MAIN_1D}
@@ -410,20 +345,22 @@ function attentionPartialKernelImpl(vec4: boolean): KernelSource {
   return build(
     `attn1:${vec4}`,
     [
-      ["heads", "u32"],
-      ["group", "u32"],
-      ["dim", "u32"],
-      ["kvLen", "u32"],
-      ["chunk", "u32"],
-      ["splits", "u32"],
-      ["window", "u32"],
-      ["qo", "u32"],
-      ["ko", "u32"],
-      ["vo", "u32"],
-      ["qStride", "u32"],
-      ["kvStride", "u32"],
-      ["po", "u32"],
-      ["oo", "u32"],
+      ...u32s(
+        "heads",
+        "group",
+        "dim",
+        "kvLen",
+        "chunk",
+        "splits",
+        "window",
+        "qo",
+        "ko",
+        "vo",
+        "qStride",
+        "kvStride",
+        "po",
+        "oo",
+      ),
       ["scale", "f32"],
       ["softcap", "f32"],
     ],
@@ -493,14 +430,7 @@ function attentionCombineKernelImpl(sinks: DType | undefined): KernelSource {
   if (sinks) bindings.splice(1, 0, r("SNK", sinks));
   return build(
     `attn2:${sinks ?? "none"}`,
-    [
-      ["heads", "u32"],
-      ["dim", "u32"],
-      ["splits", "u32"],
-      ["yo", "u32"],
-      ["sko", "u32"],
-      ["oo", "u32"],
-    ],
+    u32s("heads", "dim", "splits", "yo", "sko", "oo"),
     bindings,
     `${sinks ? loader("SNK", sinks) : ""}
 const WG: u32 = 64u;
@@ -600,8 +530,8 @@ function gemvKernelImpl(v: GemvVariant): KernelSource {
     rf("X"),
     { name: "W", access: "read", type: v.vec ? "vec4<u32>" : bindType(v.dtype) },
     w("Y"),
+    ...biasBinding(v.bias),
   ];
-  if (v.bias) bindings.push(r("B", v.bias));
   const rows = v.rows;
   const accInit = Array.from({ length: rows }, () => "0.0").join(", ");
   const U = v.unroll;
@@ -656,19 +586,10 @@ function gemvKernelImpl(v: GemvVariant): KernelSource {
         : "var<workgroup> red: array<f32, WG * MR>;";
   return build(
     `gemv:${v.dtype}:${rows}:${v.tpr}:${v.wg}:${v.vec}:${U}:${sg}:${v.bias ?? "-"}`,
-    [
-      ["K", "u32"],
-      ["N", "u32"],
-      ["xo", "u32"],
-      ["wo", "u32"],
-      ["yo", "u32"],
-      ["no", "u32"],
-      ["bo", "u32"],
-      ["ldy", "u32"],
-    ],
+    u32s("K", "N", "xo", "wo", "yo", "no", "bo", "ldy"),
     bindings,
     `${v.vec ? `${XV}\nfn dotu(w: vec4<u32>, xb: u32) -> f32 { ${dotUnit(v.dtype)} }` : loader("W", v.dtype)}
-${v.bias ? loader("B", v.bias) : ""}
+${biasLoader(v.bias)}
 const WG: u32 = ${v.wg}u;
 const TPR: u32 = ${v.tpr}u;
 const RPW: u32 = WG / TPR;
@@ -704,8 +625,6 @@ function gemmKernelImpl(v: GemmVariant): KernelSource {
   const BM = 16 * v.tm;
   const BN = 16 * v.tn;
   const BK = 8;
-  const bindings: BindingDecl[] = [rf("X"), r("W", v.dtype), w("Y")];
-  if (v.bias) bindings.push(r("B", v.bias));
   // Tile loads: BM*BK and BN*BK values over 256 threads.
   const aLoads = (BM * BK) / 256;
   const bLoads = (BN * BK) / 256;
@@ -720,21 +639,10 @@ function gemmKernelImpl(v: GemmVariant): KernelSource {
       Bs[kk * BN + nn] = b;`;
   return build(
     `gemm:${v.dtype}:${v.tm}:${v.tn}:${v.transposed}:${v.bias ?? "-"}`,
-    [
-      ["M", "u32"],
-      ["N", "u32"],
-      ["K", "u32"],
-      ["xo", "u32"],
-      ["wo", "u32"],
-      ["yo", "u32"],
-      ["no", "u32"],
-      ["bo", "u32"],
-      ["ldy", "u32"],
-      ["ldw", "u32"],
-    ],
-    bindings,
+    u32s("M", "N", "K", "xo", "wo", "yo", "no", "bo", "ldy", "ldw"),
+    [rf("X"), r("W", v.dtype), w("Y"), ...biasBinding(v.bias)],
     `${loader("W", v.dtype)}
-${v.bias ? loader("B", v.bias) : ""}
+${biasLoader(v.bias)}
 const BM: u32 = ${BM}u;
 const BN: u32 = ${BN}u;
 const BK: u32 = ${BK}u;
@@ -787,22 +695,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
 
 /** x @ w for w [in, out] and few rows: one thread per output column (coalesced over n), loop over k. */
 function gemvTransposedKernelImpl(dtype: DType, bias: DType | undefined): KernelSource {
-  const bindings: BindingDecl[] = [rf("X"), r("W", dtype), w("Y")];
-  if (bias) bindings.push(r("B", bias));
   return build(
     `gemvT:${dtype}:${bias ?? "-"}`,
-    [
-      ["M", "u32"],
-      ["N", "u32"],
-      ["K", "u32"],
-      ["xo", "u32"],
-      ["wo", "u32"],
-      ["yo", "u32"],
-      ["bo", "u32"],
-    ],
-    bindings,
+    u32s("M", "N", "K", "xo", "wo", "yo", "bo"),
+    [rf("X"), r("W", dtype), w("Y"), ...biasBinding(bias)],
     `${loader("W", dtype)}
-${bias ? loader("B", bias) : ""}
+${biasLoader(bias)}
 ${MAIN_1D}
   if (i >= p.M * p.N) { return; }
   let m = i / p.N; let n = i % p.N;
@@ -823,23 +721,13 @@ function mxfp4KernelImpl(bias: DType | undefined): KernelSource {
     { name: "BL", access: "read", type: "vec4<u32>" },
     r("SC", "u8"),
     w("Y"),
+    ...biasBinding(bias),
   ];
-  if (bias) bindings.push(r("B", bias));
   return build(
     `mxfp4:${bias ?? "-"}`,
-    [
-      ["N", "u32"],
-      ["groups", "u32"],
-      ["xo", "u32"],
-      ["blo", "u32"],
-      ["sco", "u32"],
-      ["yo", "u32"],
-      ["no", "u32"],
-      ["bo", "u32"],
-      ["ldy", "u32"],
-    ],
+    u32s("N", "groups", "xo", "blo", "sco", "yo", "no", "bo", "ldy"),
     bindings,
-    `${bias ? loader("B", bias) : ""}
+    `${biasLoader(bias)}
 const FP4 = array<f32, 16>(0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0);
 fn nib(v: u32, k: u32) -> f32 { return FP4[extractBits(v, k * 4u, 4u)]; }
 ${XV}
@@ -885,16 +773,7 @@ function causalConvKernelImpl(x: DType, weight: DType, hasState: boolean): Kerne
   bindings.push(w("Y"), w("NS"));
   return build(
     `conv:${x}:${weight}:${hasState}`,
-    [
-      ["rows", "u32"],
-      ["ch", "u32"],
-      ["kernel", "u32"],
-      ["xo", "u32"],
-      ["wo", "u32"],
-      ["sto", "u32"],
-      ["yo", "u32"],
-      ["nso", "u32"],
-    ],
+    u32s("rows", "ch", "kernel", "xo", "wo", "sto", "yo", "nso"),
     bindings,
     `${loader("X", x)}
 ${loader("W", weight)}
@@ -924,16 +803,7 @@ ${MAIN_1D}
 function deltaGatesKernelImpl(a: DType, b: DType, aLog: DType, dt: DType): KernelSource {
   return build(
     `dgates:${a}:${b}:${aLog}:${dt}`,
-    [
-      ["n", "u32"],
-      ["heads", "u32"],
-      ["ao", "u32"],
-      ["bo", "u32"],
-      ["lo", "u32"],
-      ["dto", "u32"],
-      ["go", "u32"],
-      ["beo", "u32"],
-    ],
+    u32s("n", "heads", "ao", "bo", "lo", "dto", "go", "beo"),
     [r("A", a), r("B", b), r("AL", aLog), r("DT", dt), w("G"), w("BETA")],
     `${loader("A", a)}
 ${loader("B", b)}
@@ -959,22 +829,22 @@ ${MAIN_1D}
 function deltaRuleKernelImpl(wg: number): KernelSource {
   return build(
     `delta:${wg}`,
-    [
-      ["rows", "u32"],
-      ["kHeads", "u32"],
-      ["vHeads", "u32"],
-      ["kDim", "u32"],
-      ["vDim", "u32"],
-      ["hasState", "u32"],
-      ["qo", "u32"],
-      ["ko", "u32"],
-      ["vo", "u32"],
-      ["go", "u32"],
-      ["beo", "u32"],
-      ["s0o", "u32"],
-      ["yo", "u32"],
-      ["so", "u32"],
-    ],
+    u32s(
+      "rows",
+      "kHeads",
+      "vHeads",
+      "kDim",
+      "vDim",
+      "hasState",
+      "qo",
+      "ko",
+      "vo",
+      "go",
+      "beo",
+      "s0o",
+      "yo",
+      "so",
+    ),
     [rf("Q"), rf("K"), rf("V"), rf("G"), rf("BETA"), rf("S0"), w("Y"), w("S")],
     `const WG: u32 = ${wg}u;
 var<workgroup> qs: array<f32, ${ATTENTION_MAX_DIM}>;
