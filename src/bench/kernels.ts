@@ -5,12 +5,12 @@
 import { FastKernels, releaseKernelData } from "../engine/backends/cpu/kernels/fast-kernels.js";
 import type { DType } from "../engine/tensor.js";
 import { OllmError } from "../errors.js";
-import { seededRandom } from "./stats.js";
+import { median, seededRandom } from "./stats.js";
 
 export interface BandwidthResult {
   threads: number;
   bytes: number;
-  /** Best pass, bytes per second. */
+  /** Median pass, bytes per second. */
   bytesPerSecond: number;
 }
 
@@ -21,7 +21,7 @@ export interface GemvResult {
   n: number;
   k: number;
   matrices: number;
-  /** Weight bytes streamed per second (best of the repeats). */
+  /** Weight bytes streamed per second (median of the repeats). */
   bytesPerSecond: number;
 }
 
@@ -68,7 +68,7 @@ export function measureGemv(
   const x = new Float32Array(k);
   for (let i = 0; i < k; i++) x[i] = next() - 0.5;
   try {
-    let best = 0;
+    const rates: number[] = [];
     for (let r = 0; r < (options.repeats ?? 5) + 1; r++) {
       const t0 = performance.now();
       for (const w of weights) {
@@ -77,9 +77,9 @@ export function measureGemv(
       }
       const seconds = (performance.now() - t0) / 1000;
       // The first pass warms the code (WebAssembly tier-up) and the pages.
-      if (r > 0) best = Math.max(best, (matrices * matrixBytes) / seconds);
+      if (r > 0) rates.push((matrices * matrixBytes) / seconds);
     }
-    return { dtype, threads, n, k, matrices, bytesPerSecond: best };
+    return { dtype, threads, n, k, matrices, bytesPerSecond: median(rates) };
   } finally {
     for (const w of weights) if (w) releaseKernelData(w);
   }

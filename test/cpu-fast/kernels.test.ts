@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Arena, arenaOf } from "../../src/engine/backends/cpu/kernels/arena.js";
 import { FastKernels, kernelsModule } from "../../src/engine/backends/cpu/kernels/fast-kernels.js";
-import { shareOf } from "../../src/engine/backends/cpu/kernels/worker-source.js";
+import { claimChunk } from "../../src/engine/backends/cpu/kernels/worker-source.js";
 import { KERNELS_SOURCE_SHA256 } from "../../src/engine/backends/cpu/wasm/kernels-wasm.js";
 import { randomActivations, randomWeight, rng } from "./helpers.js";
 
@@ -91,6 +91,7 @@ describe("Arena", () => {
     const arena = new Arena(64 << 20);
     const next = rng(3);
     const live = new Map<number, number>();
+    let overlaps = 0;
     for (let i = 0; i < 2000; i++) {
       if (live.size > 0 && next() < 0.45) {
         const keys = [...live.keys()];
@@ -100,31 +101,28 @@ describe("Arena", () => {
       } else {
         const size = 1 + Math.floor(next() * 50_000);
         const at = arena.alloc(size)!;
-        for (const [o, s] of live) expect(at + size <= o || o + s <= at).toBe(true);
+        for (const [o, s] of live) if (!(at + size <= o || o + s <= at)) overlaps++;
         live.set(at, size);
       }
     }
+    expect(overlaps).toBe(0);
+    for (const key of live.keys()) arena.release(key);
+    expect(arena.allocated).toBe(0);
   });
 });
 
-describe("shareOf", () => {
-  it("splits units into contiguous aligned shares that cover everything once", () => {
-    for (const [total, threads, align] of [
-      [0, 2, 4],
-      [1, 2, 4],
-      [7, 2, 4],
-      [8192, 2, 4],
-      [259, 3, 4],
-      [1000, 7, 64],
-    ]) {
-      let end = 0;
-      for (let i = 0; i < threads; i++) {
-        const [s, e] = shareOf(total, threads, i, align);
-        expect(s).toBe(end);
-        if (e < total) expect(e % align).toBe(0);
-        end = e;
-      }
-      expect(end).toBe(total);
-    }
+describe("claimChunk", () => {
+  it("hands out each chunk of the current job once and nothing after the job's tag changed", () => {
+    const ctl = new Int32Array(new SharedArrayBuffer(64));
+    const NEXT = 3;
+    Atomics.store(ctl, NEXT, 7 << 16);
+    const got: number[] = [];
+    for (let c = claimChunk(ctl, 7, 5, NEXT); c >= 0; c = claimChunk(ctl, 7, 5, NEXT)) got.push(c);
+    expect(got).toEqual([0, 1, 2, 3, 4]);
+    expect(claimChunk(ctl, 7, 5, NEXT)).toBe(-1);
+    Atomics.store(ctl, NEXT, 8 << 16);
+    // A thread still on job 7 gets nothing from job 8.
+    expect(claimChunk(ctl, 7, 5, NEXT)).toBe(-1);
+    expect(claimChunk(ctl, 8, 2, NEXT)).toBe(0);
   });
 });

@@ -72,6 +72,33 @@ describe.each(["bf16", "f16", "f32"] as const)(
 );
 
 describe("WASM linear edge cases", () => {
+  it("stays exact over many back-to-back threaded jobs of changing shapes (chunk claiming)", async () => {
+    const next = rng(21);
+    const shapes: [number, number][] = [
+      [256, 1024],
+      [2048, 96],
+      [640, 700],
+    ];
+    const cases = shapes.map(([k, n]) => {
+      const bytes = randomWeight("bf16", n * k, next);
+      return {
+        k,
+        n,
+        fast: fast[3].upload(bytes, "bf16", [n, k]),
+        ref: reference.upload(bytes, "bf16", [n, k]),
+      };
+    });
+    for (let i = 0; i < 300; i++) {
+      const c = cases[i % cases.length];
+      const x = randomActivations(c.k, next);
+      const got = await fast[3].linear(fast[3].fromFloat32(x, [1, c.k]), c.fast).read();
+      if (i % 10 === 0) {
+        const want = await reference.linear(reference.fromFloat32(x, [1, c.k]), c.ref).read();
+        expect(relativeError(got, want)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
   it("adds the bias", async () => {
     const next = rng(5);
     const [k, n, rows] = [48, 36, 3];

@@ -22,10 +22,19 @@ export interface CpuKernelOptions {
 
 /** Bytes of each arena kept free of weights for a call's activations (x, its permuted copy, out). */
 const SCRATCH_RESERVE = 256 * 1024 * 1024;
+/** An emptied arena up to this size stays (with its threads' instances) for the next uploads. */
+const KEEP_EMPTY_ARENA_BYTES = 64 * 1024 * 1024;
 /** Below this many multiply-adds a call runs on the calling thread alone. */
 const MIN_PARALLEL_WORK = 1 << 17;
-/** Output columns per thread share: whole 4-row tiles. */
-const SHARE_ALIGN = 4;
+/** Weight bytes per chunk that a thread claims: long enough for the prefetchers, short enough to balance. */
+const CHUNK_BYTES = 256 * 1024;
+
+const ELEMENT_BYTES = { bf16: 2, f16: 2, f32: 4 } as const;
+
+/** Output columns per chunk for a [n, k] weight: whole 4-row tiles of about CHUNK_BYTES. */
+function chunkRows(k: number, dtype: MatmulDType): number {
+  return Math.max(4, Math.round(CHUNK_BYTES / (k * ELEMENT_BYTES[dtype]) / 4) * 4);
+}
 
 const MATMUL = { bf16: "matmul_bf16", f16: "matmul_f16", f32: "matmul_f32" } as const;
 type MatmulDType = keyof typeof MATMUL;
@@ -181,7 +190,14 @@ export class FastKernels {
       const kernels = this.pool.kernels(arena);
       if (dtype === "bf16") kernels.permute_even_odd(xAt, permAt, k, rows);
       const threads = rows * n * k < MIN_PARALLEL_WORK ? 1 : this.threads;
-      this.pool.run(arena, MATMUL[dtype], [w.byteOffset, permAt, outAt, k, n, rows], n, threads, SHARE_ALIGN);
+      this.pool.run(
+        arena,
+        MATMUL[dtype],
+        [w.byteOffset, permAt, outAt, k, n, rows],
+        n,
+        threads,
+        chunkRows(k, dtype),
+      );
       return new Float32Array(arena.buffer, outAt, rows * n).slice();
     } finally {
       if (xAt !== undefined) arena.release(xAt);
@@ -191,7 +207,7 @@ export class FastKernels {
   }
 
   /**
-   * Streaming-read bandwidth of this machine in bytes/s: the best of `repeats` passes over a buffer of
+   * Streaming-read bandwidth of this machine in bytes/s: the median of `repeats` passes over a buffer of
    * `bytes` (make it much larger than the last-level cache), read by `threads` threads.
    */
   readBandwidth(bytes = 1 << 30, threads = this.threads, repeats = 5): number {
@@ -202,14 +218,15 @@ export class FastKernels {
       if (at === undefined)
         throw new OllmError("OUT_OF_MEMORY_BUDGET", `cannot allocate ${size} bytes to measure bandwidth`);
       new Uint8Array(arena.buffer, at, size).fill(1);
-      let best = 0;
-      for (let i = 0; i < repeats; i++) {
+      const rates: number[] = [];
+      for (let i = 0; i <= repeats; i++) {
         const t0 = performance.now();
-        this.pool.run(arena, "stream_read", [at], size / 64, threads, 64);
-        const seconds = (performance.now() - t0) / 1000;
-        best = Math.max(best, size / seconds);
+        this.pool.run(arena, "stream_read", [at], size / 64, threads, CHUNK_BYTES / 64);
+        // The first pass starts the threads and compiles the kernel's optimized tier.
+        if (i > 0) rates.push(size / ((performance.now() - t0) / 1000));
       }
-      return best;
+      rates.sort((a, b) => a - b);
+      return rates[rates.length >> 1];
     } finally {
       this.pool.drop(arena);
     }
@@ -221,10 +238,13 @@ export class FastKernels {
     return arena ? this.pool.kernels(arena) : undefined;
   }
 
-  /** Returns a placed block; an arena left empty is dropped so its memory goes back to the system. */
+  /**
+   * Returns a placed block. An arena left empty is dropped so its memory goes back to the system, unless
+   * it is small (a probe upload then costs no restart of the kernel threads).
+   */
   release(arena: Arena, offset: number): void {
     arena.release(offset);
-    if (arena.allocated > 0) return;
+    if (arena.allocated > 0 || arena.buffer.byteLength <= KEEP_EMPTY_ARENA_BYTES) return;
     const i = this.arenas.indexOf(arena);
     if (i >= 0) this.arenas.splice(i, 1);
     for (let j = this.nonFinite.length - 1; j >= 0; j--)

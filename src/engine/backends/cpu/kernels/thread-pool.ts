@@ -2,7 +2,7 @@ import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from "
 import { OllmError } from "../../../../errors.js";
 import type { Arena } from "./arena.js";
 import { type WasmModule, wasm } from "./wasm-api.js";
-import { CTL, KERNEL_FNS, type KernelFn, OP, shareOf, WORKER_SOURCE } from "./worker-source.js";
+import { CTL, claimChunk, KERNEL_FNS, type KernelFn, OP, WORKER_SOURCE } from "./worker-source.js";
 
 export interface KernelExports {
   matmul_bf16(
@@ -64,6 +64,10 @@ export class ThreadPool {
   private readonly arenas = new Map<number, Arena>();
   private readonly local = new Map<number, KernelExports>();
   private readonly spinMicros: number;
+  /** Tag of the current run job (see claimChunk). */
+  private tag = 0;
+  /** Whether the current workers have all booted. */
+  private booted = false;
 
   constructor(
     private readonly module: WasmModule,
@@ -93,7 +97,7 @@ export class ThreadPool {
     if (this.workers.length === 0) return;
     for (const w of this.workers)
       w.port.postMessage({ type: "add", id: arena.id, module: this.module, memory: arena.memory });
-    this.dispatch(OP.sync, this.workers.length + 1);
+    this.sync();
   }
 
   /** Forgets `arena` on every thread; the workers restart on the next job so its memory can be freed. */
@@ -109,8 +113,9 @@ export class ThreadPool {
   }
 
   /**
-   * Runs `fn` over `total` units split between `threads` threads (shares are multiples of `align`).
-   * Arguments a0..a5 precede each thread's [start, end) share.
+   * Runs `fn` over `total` units in chunks of `chunk` units that up to `threads` threads (this one
+   * included) claim one at a time, so a thread the OS does not schedule holds up at most one chunk.
+   * Arguments a0..a5 precede each chunk's [start, end).
    */
   run(
     arena: Arena,
@@ -118,25 +123,48 @@ export class ThreadPool {
     args: readonly number[],
     total: number,
     threads: number,
-    align: number,
+    chunk: number,
   ): void {
     const k = this.kernels(arena);
     const t = Math.max(1, Math.min(threads, this.size));
-    if (t === 1) {
-      this.call(k, fn, args, 0, total);
+    if (t === 1 || total <= chunk) {
+      if (total > 0) this.call(k, fn, args, 0, total);
       return;
     }
     if (this.workers.length === 0) this.startWorkers();
+    this.waitForBoot();
+    const size = Math.max(chunk, Math.ceil(total / 0xffff));
+    const chunks = Math.ceil(total / size);
     const c = this.control;
     c[CTL.arena] = arena.id;
     c[CTL.fn] = KERNEL_FNS.indexOf(fn);
     c[CTL.total] = total;
-    c[CTL.align] = align;
+    c[CTL.chunk] = size;
+    c[CTL.chunks] = chunks;
+    c[CTL.threads] = t;
     for (let i = 0; i < 6; i++) c[CTL.args + i] = args[i] ?? 0;
-    this.dispatch(OP.run, t, () => {
-      const [start, end] = shareOf(total, t, 0, align);
-      if (start < end) this.call(k, fn, args, start, end);
-    });
+    Atomics.store(c, CTL.failed, 0);
+    Atomics.store(c, CTL.done, 0);
+    this.tag = (this.tag + 1) & 0xffff;
+    Atomics.store(c, CTL.next, this.tag << 16);
+    this.post(OP.run);
+    let ownError: unknown;
+    let done = 0;
+    for (
+      let i = claimChunk(c, this.tag, chunks, CTL.next);
+      i >= 0;
+      i = claimChunk(c, this.tag, chunks, CTL.next)
+    ) {
+      try {
+        this.call(k, fn, args, i * size, Math.min(total, (i + 1) * size));
+      } catch (error) {
+        ownError ??= error;
+      }
+      done = Atomics.add(c, CTL.done, 1) + 1;
+    }
+    if (done !== chunks) this.waitFor(CTL.done, chunks);
+    if (ownError !== undefined) throw ownError;
+    this.throwIfFailed();
   }
 
   /** Stops the workers (a later job starts new ones). */
@@ -149,49 +177,63 @@ export class ThreadPool {
     else k[fn](a[0], a[1], a[2], a[3], a[4], a[5], start, end);
   }
 
-  private dispatch(op: number, threads: number, own?: () => void): void {
+  /** Publishes a job: the op rides in the generation word with the job counter. */
+  private post(op: number): void {
     const c = this.control;
-    c[CTL.op] = op;
-    c[CTL.threads] = threads;
-    Atomics.store(c, CTL.failed, 0);
-    Atomics.store(c, CTL.pending, this.workers.length);
-    Atomics.add(c, CTL.generation, 1);
+    const generation = Atomics.load(c, CTL.generation);
+    Atomics.store(c, CTL.generation, (((generation >>> 2) + 1) << 2) | op);
     if (Atomics.load(c, CTL.sleepers) > 0) Atomics.notify(c, CTL.generation);
-    let ownError: unknown;
-    try {
-      own?.();
-    } catch (error) {
-      ownError = error;
-    }
-    this.waitForWorkers();
-    if (ownError !== undefined) throw ownError;
-    if (Atomics.load(c, CTL.failed) !== 0) {
-      const messages: string[] = [];
-      for (const w of this.workers) {
-        for (let m = receiveMessageOnPort(w.port); m; m = receiveMessageOnPort(w.port)) {
-          const msg = m.message as { type: string; message?: string };
-          if (msg.type === "error") messages.push(msg.message ?? "");
-        }
-      }
-      throw new OllmError("INTERNAL", `a CPU kernel thread failed: ${messages.join("; ")}`);
-    }
   }
 
-  private waitForWorkers(): void {
+  /** A job every worker takes part in (arena messages): returns when all have done it. */
+  private sync(): void {
+    this.waitForBoot();
+    const c = this.control;
+    Atomics.store(c, CTL.failed, 0);
+    Atomics.store(c, CTL.pending, this.workers.length);
+    this.post(OP.sync);
+    this.waitFor(CTL.pending, 0);
+    this.throwIfFailed();
+  }
+
+  private throwIfFailed(): void {
+    if (Atomics.load(this.control, CTL.failed) === 0) return;
+    const messages: string[] = [];
+    for (const w of this.workers) {
+      for (let m = receiveMessageOnPort(w.port); m; m = receiveMessageOnPort(w.port)) {
+        const msg = m.message as { type: string; message?: string };
+        if (msg.type === "error") messages.push(msg.message ?? "");
+      }
+    }
+    throw new OllmError("INTERNAL", `a CPU kernel thread failed: ${messages.join("; ")}`);
+  }
+
+  /**
+   * Waits until every worker has booted (once per set of workers): otherwise the first jobs would run on
+   * this thread alone while the workers start, without an error, only slower.
+   */
+  private waitForBoot(): void {
+    if (this.booted) return;
+    this.waitFor(CTL.ready, this.workers.length);
+    this.booted = true;
+  }
+
+  /** Spins, then sleeps, until control slot `slot` holds `value`. */
+  private waitFor(slot: number, value: number): void {
     const c = this.control;
     const until = performance.now() + this.spinMicros / 1000;
     let n = 0;
-    while (Atomics.load(c, CTL.pending) !== 0) {
+    while (Atomics.load(c, slot) !== value) {
       if ((++n & 1023) !== 0 || performance.now() < until) continue;
       const deadline = performance.now() + JOB_TIMEOUT_MS;
       Atomics.store(c, CTL.mainAsleep, 1);
-      for (let p = Atomics.load(c, CTL.pending); p !== 0; p = Atomics.load(c, CTL.pending)) {
+      for (let v = Atomics.load(c, slot); v !== value; v = Atomics.load(c, slot)) {
         if (performance.now() > deadline) {
           Atomics.store(c, CTL.mainAsleep, 0);
           this.stopWorkers();
           throw new OllmError("INTERNAL", "CPU kernel threads did not finish a job in time");
         }
-        Atomics.wait(c, CTL.pending, p, 1000);
+        Atomics.wait(c, slot, v, 1000);
       }
       Atomics.store(c, CTL.mainAsleep, 0);
     }
@@ -220,15 +262,13 @@ export class ThreadPool {
       worker.unref();
       this.workers.push({ worker, port: port1 });
     }
+    this.booted = false;
   }
 
   private stopWorkers(): void {
     if (this.workers.length === 0) return;
-    const c = this.control;
-    c[CTL.op] = OP.exit;
-    Atomics.store(c, CTL.pending, this.workers.length);
-    Atomics.add(c, CTL.generation, 1);
-    Atomics.notify(c, CTL.generation);
+    this.post(OP.exit);
+    Atomics.notify(this.control, CTL.generation);
     for (const w of this.workers) {
       w.port.close();
       void w.worker.terminate();

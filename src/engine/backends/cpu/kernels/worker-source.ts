@@ -6,24 +6,31 @@
 
 /** Int32 slots of the control block. */
 export const CTL = {
-  /** Job counter: a worker runs one job per increment. */
+  /** (job counter << 2) | op, in one word so that a thread never pairs a job with another's op. */
   generation: 0,
-  /** Workers that have not finished the current job. */
+  /** Workers that have not finished the current sync/exit job (run jobs count chunks instead). */
   pending: 1,
-  op: 2,
   /** Threads that take part in the job (the JavaScript thread is index 0). */
   threads: 3,
   arena: 4,
   fn: 5,
-  /** Units to split between the threads, and the multiple each share is rounded to. */
+  /** Units of work (e.g. output columns) and units per chunk; threads claim chunks one by one. */
   total: 6,
-  align: 7,
+  chunk: 7,
   /** Workers asleep in Atomics.wait on `generation`. */
   sleepers: 8,
   /** 1 while the JavaScript thread sleeps on `pending`. */
   mainAsleep: 9,
   /** 1 when a worker failed the current job; its message goes through its port. */
   failed: 10,
+  /** Chunks in the current job. */
+  chunks: 11,
+  /** (job tag << 16) | next unclaimed chunk. The tag makes a late thread's claim fail after its job ended. */
+  next: 12,
+  /** Chunks of the current job finished. */
+  done: 13,
+  /** Workers that have booted (instantiated their arenas) since this control block was made. */
+  ready: 14,
   /** Kernel arguments a0..a5 (u32 stored as i32). */
   args: 16,
   size: 32,
@@ -35,14 +42,17 @@ export const OP = { run: 1, sync: 2, exit: 3 } as const;
 export const KERNEL_FNS = ["matmul_bf16", "matmul_f16", "matmul_f32", "stream_read"] as const;
 export type KernelFn = (typeof KERNEL_FNS)[number];
 
-/** The share [start, end) of `total` units for thread `index` of `threads`, in multiples of `align`. */
-export function shareOf(total: number, threads: number, index: number, align: number): [number, number] {
-  const blocks = Math.ceil(total / align);
-  const per = Math.floor(blocks / threads);
-  const extra = blocks % threads;
-  const first = index * per + Math.min(index, extra);
-  const count = per + (index < extra ? 1 : 0);
-  return [Math.min(total, first * align), Math.min(total, (first + count) * align)];
+/**
+ * Claims the next chunk of the job tagged `tag` (CAS on the `next` slot): its index, or -1 when the job
+ * has no chunk left or has ended. Whoever claims a chunk must finish it before the job can end, so the
+ * job's arguments stay valid while it runs.
+ */
+export function claimChunk(ctl: Int32Array, tag: number, chunks: number, next: number): number {
+  for (;;) {
+    const v = Atomics.load(ctl, next);
+    if (v >>> 16 !== tag || (v & 0xffff) >= chunks) return -1;
+    if (Atomics.compareExchange(ctl, next, v, v + 1) === v) return v & 0xffff;
+  }
 }
 
 export const WORKER_SOURCE = `
@@ -51,7 +61,7 @@ const { workerData, receiveMessageOnPort } = require("node:worker_threads");
 const CTL = ${JSON.stringify(CTL)};
 const OP = ${JSON.stringify(OP)};
 const FNS = ${JSON.stringify(KERNEL_FNS)};
-const shareOf = ${shareOf.toString()};
+const claimChunk = ${claimChunk.toString()};
 const { control, port, index, spinMicros } = workerData;
 const ctl = new Int32Array(control);
 const arenas = new Map();
@@ -60,6 +70,8 @@ function add(id, module, memory) {
   arenas.set(id, new WebAssembly.Instance(module, { env: { memory } }).exports);
 }
 for (const a of workerData.arenas) add(a.id, workerData.module, a.memory);
+Atomics.add(ctl, CTL.ready, 1);
+Atomics.notify(ctl, CTL.ready);
 
 function drain() {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
@@ -69,17 +81,31 @@ function drain() {
   }
 }
 
-function run() {
-  const threads = ctl[CTL.threads];
-  if (index >= threads) return;
-  const [start, end] = shareOf(ctl[CTL.total], threads, index, ctl[CTL.align]);
-  if (start >= end) return;
-  const k = arenas.get(ctl[CTL.arena]);
-  if (!k) throw new Error("kernel worker " + index + " has no arena " + ctl[CTL.arena]);
-  const a = CTL.args;
-  const fn = FNS[ctl[CTL.fn]];
-  if (fn === "stream_read") k.stream_read(ctl[a] >>> 0, start, end);
-  else k[fn](ctl[a] >>> 0, ctl[a + 1] >>> 0, ctl[a + 2] >>> 0, ctl[a + 3], ctl[a + 4], ctl[a + 5], start, end);
+// Claims chunks of the current job until none is left. Arguments are read after each claim: a claimed
+// chunk keeps its job alive, so they are that job's.
+function run(tag) {
+  if (index >= ctl[CTL.threads]) return;
+  for (;;) {
+    const c = claimChunk(ctl, tag, ctl[CTL.chunks], CTL.next);
+    if (c < 0) return;
+    try {
+      const chunk = ctl[CTL.chunk];
+      const start = c * chunk;
+      const end = Math.min(ctl[CTL.total], start + chunk);
+      const k = arenas.get(ctl[CTL.arena]);
+      if (!k) throw new Error("kernel worker " + index + " has no arena " + ctl[CTL.arena]);
+      const a = CTL.args;
+      const fn = FNS[ctl[CTL.fn]];
+      if (fn === "stream_read") k.stream_read(ctl[a] >>> 0, start, end);
+      else k[fn](ctl[a] >>> 0, ctl[a + 1] >>> 0, ctl[a + 2] >>> 0, ctl[a + 3], ctl[a + 4], ctl[a + 5], start, end);
+    } catch (error) {
+      port.postMessage({ type: "error", index, message: String((error && error.stack) || error) });
+      Atomics.store(ctl, CTL.failed, 1);
+    }
+    if (Atomics.add(ctl, CTL.done, 1) + 1 === ctl[CTL.chunks] && Atomics.load(ctl, CTL.mainAsleep) === 1) {
+      Atomics.notify(ctl, CTL.done);
+    }
+  }
 }
 
 function waitForJob(seen) {
@@ -99,13 +125,17 @@ let seen = workerData.generation;
 for (;;) {
   waitForJob(seen);
   seen = Atomics.load(ctl, CTL.generation);
-  const op = ctl[CTL.op];
+  const op = seen & 3;
   if (op === OP.exit) break;
+  if (op === OP.run) {
+    // The job's tag is in \`next\` (set before the generation moved); a job that already ended has another.
+    run(Atomics.load(ctl, CTL.next) >>> 16);
+    continue;
+  }
   try {
     if (op === OP.sync) drain();
-    else if (op === OP.run) run();
   } catch (error) {
-    port.postMessage({ type: "error", index, message: String(error && error.stack || error) });
+    port.postMessage({ type: "error", index, message: String((error && error.stack) || error) });
     Atomics.store(ctl, CTL.failed, 1);
   }
   if (Atomics.sub(ctl, CTL.pending, 1) === 1 && Atomics.load(ctl, CTL.mainAsleep) === 1) {
