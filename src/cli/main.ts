@@ -7,6 +7,12 @@ import { CommanderError } from "commander";
 import { EXIT, exitCodeFor } from "./errors.js";
 import { buildProgram } from "./program.js";
 
+// A reader that goes away (`ollm … | head`) is not an error: stop quietly, as Unix tools do.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 const args = process.argv.slice(2);
 // Bare `ollm` on a terminal starts a chat, as in oLLM; elsewhere it prints the help.
 if (args.length === 0 && process.stdin.isTTY && process.stdout.isTTY) args.push("chat");

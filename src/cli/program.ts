@@ -353,6 +353,36 @@ ${examples(["OLLM_GENERATION__TEMPERATURE=0.7 ollm config show --top-k 40", "oll
     ),
   );
 
+  // bench
+  program
+    .command("bench")
+    .description(
+      "Measure TTFT, prefill and decode speed, memory bandwidth and GEMV throughput on this machine",
+    )
+    .requiredOption("--model <dir>", "model directory (config.json + safetensors)")
+    .option("--gguf <file>", "the same weights as GGUF, for the llama.cpp peer")
+    .option("--peer-dir <dir>", "directory whose node_modules holds node-llama-cpp (peer skipped without it)")
+    .option("--threads <list>", "thread counts to run, e.g. 1,2 (default: 1 and every core)")
+    .option("--prompt <list>", "prompt lengths in tokens", "128")
+    .option("--output <list>", "output lengths in tokens", "32")
+    .option("--repeats <n>", "runs of each configuration", "2")
+    .option("--session <spec>", "growing-context run TURNSxPROMPT+OUTPUT, or none", "4x64+16")
+    .option("--gemv <list>", "weight dtypes for the GEMV measurement (bf16,f16,f32) or none", "bf16")
+    .option("--json", "print the result as JSON")
+    .option("--history <file>", "append the result as one JSON line to this file")
+    .option("--label <text>", "free text stored with the result")
+    .addHelpText("after", examples(["ollm bench --model /tmp/llama-1b --threads 1,2 --history bench.jsonl"]))
+    .action(
+      action(
+        [],
+        async (ctx, _args, options) => {
+          const { runBenchCommand } = await import("./commands/bench.js");
+          return runBenchCommand(ctx, options as unknown as import("./commands/bench.js").BenchFlags);
+        },
+        "none",
+      ),
+    );
+
   // completion
   program
     .command("completion")

@@ -77,13 +77,17 @@ export const RuntimeConfigSchema = z
       .enum(KV_CACHE_STRATEGIES)
       .default("auto")
       .describe("KV cache strategy; auto = selector"),
-    kvCacheWindowTokens: positiveInt.optional().describe("Token window of the sliding-window KV strategy"),
+    kvCacheWindowTokens: positiveInt
+      .optional()
+      .describe("Token window of the sliding-window KV strategy (selects it under auto)"),
     cacheDir: z.string().min(1, "cannot be empty").optional().describe("Directory of disk-backed KV caches"),
     strategySelectorProfile: z
       .enum(STRATEGY_SELECTOR_PROFILES)
       .default("balanced")
       .describe("What the KV strategy selector optimises for when kvCacheStrategy is auto"),
-    offloadCpuLayers: nonNegativeInt.default(0).describe("Layers kept in host memory instead of the GPU"),
+    offloadCpuLayers: nonNegativeInt
+      .default(0)
+      .describe("Layers kept in host memory: the rest on the GPU, or streamed from disk on the cpu backend"),
     offloadCpuPolicy: z
       .enum(OFFLOAD_CPU_POLICIES)
       .default("auto")
@@ -129,11 +133,6 @@ export function runtimeConfigRules(value: unknown): ConfigViolation[] {
     issue(
       "kvCacheWindowTokens",
       `only applies to kvCacheStrategy "sliding-window-ring-buffer" (or "auto"), not "${String(strategy)}"`,
-    );
-  if (num(c.offloadCpuLayers) > 0 && cpuOnly)
-    issue(
-      "offloadCpuLayers",
-      "needs an accelerator device: on the cpu every layer is already in host memory",
     );
   if (num(c.offloadGpuLayers) > 0 && cpuOnly) issue("offloadGpuLayers", "needs a GPU device and backend");
   if (num(c.offloadCpuLayers) > 0 && num(c.offloadGpuLayers) > 0)

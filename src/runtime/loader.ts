@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { type RuntimeConfig, validateRuntimeConfig } from "../config/runtime-config.js";
 import { OllmError } from "../errors.js";
-import { loadModel, type Model } from "../engine/model.js";
+import { type LoadModelOptions, loadModel, type Model } from "../engine/model.js";
 import { Catalog, type Modality } from "./catalog.js";
 import type { RuntimeEvent, RuntimeEventListener } from "./events.js";
 import { type MachineProbe, probeMachine } from "./machine.js";
@@ -255,7 +255,7 @@ export class RuntimeLoader {
     });
     const start = performance.now();
     const [engineResult, tokenizerResult] = await Promise.allSettled([
-      loadModel(plan.model.path, { backend: engineBackend(plan) }),
+      loadModel(plan.model.path, engineOptions(plan)),
       this.#tokenizerLoader(plan.model.path),
     ]);
     if (engineResult.status === "rejected" || tokenizerResult.status === "rejected") {
@@ -271,6 +271,27 @@ export class RuntimeLoader {
     emit({ type: "load-done", model: model.name, path: plan.model.path, ms, cached: false });
     return new LoadedRuntime(key, config, model, plan, engine, tokenizer, stopTokenIds, ms);
   }
+}
+
+/** What the engine loads: backend, per-layer residency (when a layer streams) and the KV strategy. */
+export function engineOptions(plan: RuntimePlan): LoadModelOptions {
+  const streams = plan.layers.some((l) => l.residency !== "host");
+  const kv = plan.kvCache;
+  return {
+    backend: engineBackend(plan),
+    // The engine's "device" is GPU memory on a GPU backend and host memory on the cpu.
+    residency: streams
+      ? plan.layers.map((l) => (l.residency === "disk" ? "disk" : l.residency === "gpu" ? "device" : "host"))
+      : undefined,
+    expertCacheBytes: 0,
+    kvCache: {
+      strategy: kv.applied,
+      blockTokens: kv.blockTokens,
+      hotBlocks: kv.hotBlocks,
+      windowTokens: kv.windowTokens ?? undefined,
+      cacheDir: kv.cacheDir ?? undefined,
+    },
+  };
 }
 
 function engineBackend(plan: RuntimePlan): "cpu" {

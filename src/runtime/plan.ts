@@ -7,6 +7,18 @@ import {
   RuntimeConfigSchema,
   STRATEGY_SELECTOR_PROFILES,
 } from "../config/runtime-config.js";
+import {
+  type AppliedPass,
+  specializationPasses,
+  defaultHostBudget,
+  KV_STRATEGIES,
+  type KvSelection,
+  type KvStrategy,
+  planResidency,
+  predictKvBytes,
+  selectKvStrategy,
+  V8_GC_SLACK_BYTES,
+} from "../engine/residency/index.js";
 import { OllmError } from "../errors.js";
 import { MODALITIES, type Modality } from "./catalog.js";
 import { type ENGINE_BACKENDS, ENGINE_MODALITIES } from "./inspect.js";
@@ -14,14 +26,12 @@ import type { MachineInfo } from "./machine.js";
 import { notMaterializedError } from "./materializer.js";
 import { type ResolvedModel, ResolvedModelSchema } from "./resolved-model.js";
 
-/** KV strategies the engine implements today. The others are accepted by the schema and planned honestly. */
-export const IMPLEMENTED_KV_STRATEGIES = ["resident"] as const;
+/** KV strategies the engine implements: every strategy a config may name (besides auto). */
+export const IMPLEMENTED_KV_STRATEGIES = KV_STRATEGIES;
 /** Context budgeted for the KV cache when `contextTokens` is unset (capped at the model's maximum). */
 export const DEFAULT_CONTEXT_TOKENS = 4096;
 /** Prompt tokens per prefill chunk when `prefillChunkTokens` is unset. */
 export const DEFAULT_PREFILL_CHUNK_TOKENS = 512;
-/** Share of host memory the plan may use when `hostMemoryBudget` is unset. */
-export const DEFAULT_HOST_BUDGET_SHARE = 0.8;
 
 const bytes = z.number().int().min(0);
 
@@ -58,8 +68,9 @@ export const RuntimePlanSchema = z.object({
   modalities: z.object({ requested: z.array(z.enum(MODALITIES)), model: z.array(z.enum(MODALITIES)) }),
   specialization: z.object({
     enabled: z.boolean(),
-    /** disabled: useSpecialization is off; none-available: the family has no passes; applied: `passes` ran. */
+    /** disabled: useSpecialization is off; none-available: no pass applies to this plan; applied: `passes` apply. */
     state: z.enum(["disabled", "none-available", "applied"]),
+    /** oLLM's passes this plan applies (engine/residency specializationPasses); their reasons are in `reasons`. */
     passes: z.array(z.string()),
   }),
   /** Each decoder layer and where its weights live. */
@@ -70,10 +81,20 @@ export const RuntimePlanSchema = z.object({
     profile: z.enum(STRATEGY_SELECTOR_PROFILES),
     /** What the selector (or the config) chose. */
     selected: z.string(),
-    /** What will run: `selected`, or the first implemented strategy of `fallbackChain`. */
-    applied: z.enum(IMPLEMENTED_KV_STRATEGIES),
+    /** What will run: `selected` (every strategy is implemented). */
+    applied: z.enum(KV_STRATEGIES),
+    /** Strategies tried in order; `[applied]` now that every strategy is implemented. */
     fallbackChain: z.array(z.string()),
+    /** Tokens the sliding-window ring keeps (null for full-history strategies). */
     windowTokens: z.number().int().nullable(),
+    /** Rows per KV block (paged, cold tiers) or growth step (chunked). */
+    blockTokens: z.number().int(),
+    /** Full f32 blocks per layer kept in memory (quantized-cold-tier, tiered-write-back). */
+    hotBlocks: z.number().int(),
+    /** Root of disk KV caches (null: the engine default, <tmpdir>/ollm-kv-cache). */
+    cacheDir: z.string().nullable(),
+    /** predictKvBytes at contextTokens: memory and disk. */
+    predicted: z.object({ memoryBytes: bytes, diskBytes: bytes }),
     /** Context length budgeted for. */
     contextTokens: z.number().int(),
     bytesPerToken: bytes,
@@ -85,7 +106,7 @@ export const RuntimePlanSchema = z.object({
       policy: z.enum(OFFLOAD_CPU_POLICIES),
       resolvedPolicy: z.enum(["prefix", "suffix", "middle-band"]),
       layerIndices: z.array(z.number().int()),
-      /** false when the plan has no GPU, so every layer is in host memory anyway. */
+      /** true when the count placed layers: in host memory, the rest on the GPU or (on the cpu) streamed. */
       effective: z.boolean(),
     }),
     gpuLayers: z.number().int(),
@@ -93,10 +114,19 @@ export const RuntimePlanSchema = z.object({
   memory: z.object({
     hostBudgetBytes: bytes,
     gpuBudgetBytes: bytes.nullable(),
-    /** Predicted peak use; activations are an estimate. */
+    /** Bytes of streamed layers read from disk per decoded token (0 when every layer is resident). */
+    bytesReadPerToken: bytes,
+    /** Predicted peak use (planResidency); activations are an estimate. `weights` includes streaming buffers. */
     predictedPeak: z.object({
-      host: z.object({ weights: bytes, kvCache: bytes, activations: bytes, total: bytes }),
-      gpu: z.object({ weights: bytes, kvCache: bytes, activations: bytes, total: bytes }),
+      host: z.object({
+        weights: bytes,
+        /** Double buffers of streamed layers (part of `weights`). */
+        streaming: bytes,
+        kvCache: bytes,
+        activations: bytes,
+        total: bytes,
+      }),
+      gpu: z.object({ weights: bytes, streaming: bytes, kvCache: bytes, activations: bytes, total: bytes }),
     }),
   }),
   /** Every choice and why. */
@@ -131,57 +161,6 @@ export function planDescriptionJsonSchema(): Record<string, unknown> {
 export interface PlanOptions {
   /** Input modalities the request needs; default: text, plus the model's others when `multimodal` is set. */
   modalities?: readonly Modality[];
-}
-
-const FALLBACK_CHAINS: Record<string, string[]> = {
-  resident: ["resident"],
-  paged: ["paged", "chunked", "resident"],
-  "quantized-cold-tier": ["quantized-cold-tier", "paged", "chunked", "resident"],
-};
-
-function sizeTier(params: number): "small" | "medium" | "large" {
-  return params <= 4e9 ? "small" : params <= 16e9 ? "medium" : "large";
-}
-
-function ramTier(total: number): "small" | "medium" | "large" {
-  const gib = total / 1024 ** 3;
-  return gib < 16 ? "small" : gib < 64 ? "medium" : "large";
-}
-
-/** The strategy oLLM's selector would pick for a profile, and its rule. */
-function selectKvStrategy(
-  profile: RuntimeConfig["strategySelectorProfile"],
-  model: ResolvedModel,
-  machine: MachineInfo,
-  textOnly: boolean,
-): { selected: string; why: string } {
-  const size = sizeTier(model.parameterCount ?? 0);
-  const ram = ramTier(machine.hostMemoryBytes);
-  if (profile === "capacity")
-    return textOnly
-      ? {
-          selected: "quantized-cold-tier",
-          why: "the capacity profile prefers the quantized cold tier for text",
-        }
-      : { selected: "paged", why: "the capacity profile stays on paged KV for multimodal inputs" };
-  if (profile === "latency")
-    return textOnly && ram === "large" && size !== "large"
-      ? { selected: "resident", why: "the latency profile keeps KV resident when memory is plentiful" }
-      : { selected: "paged", why: "the latency profile falls back to paged KV without clear headroom" };
-  return textOnly && size === "small" && ram === "large"
-    ? {
-        selected: "resident",
-        why: "the balanced profile keeps a small text model's KV resident on a large host",
-      }
-    : { selected: "paged", why: "the balanced profile uses paged KV as its full-history default" };
-}
-
-function cpuOffloadLayers(requested: number, total: number, policy: RuntimeConfig["offloadCpuPolicy"]) {
-  const resolvedPolicy = policy === "auto" ? "middle-band" : policy;
-  const n = Math.min(requested, total);
-  const start =
-    resolvedPolicy === "prefix" ? 0 : resolvedPolicy === "suffix" ? total - n : Math.floor((total - n) / 2);
-  return { resolvedPolicy, layerIndices: Array.from({ length: n }, (_, i) => start + i) } as const;
 }
 
 /**
@@ -305,21 +284,7 @@ export function planRuntime(
       "Remove offloadGpuLayers.",
     );
 
-  // Specialization.
-  const specialization = {
-    enabled: config.useSpecialization,
-    state: config.useSpecialization ? ("none-available" as const) : ("disabled" as const),
-    passes: [] as string[],
-  };
-  because(
-    "specialization",
-    specialization.state,
-    config.useSpecialization
-      ? `the ${model.family} family file is the whole implementation; this engine has no specialization passes yet`
-      : "useSpecialization is off",
-  );
-
-  // Context and prefill.
+  // Context.
   const maxPositions = geometry.maxPositions ?? Number.POSITIVE_INFINITY;
   if (config.contextTokens !== undefined && config.contextTokens > maxPositions)
     fail(
@@ -334,111 +299,279 @@ export function planRuntime(
       ? "requested by the config"
       : `default ${DEFAULT_CONTEXT_TOKENS}, at most the model's ${maxPositions}`,
   );
-  const prefillChunkTokens = Math.min(
-    config.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS,
-    contextTokens,
-  );
-  because(
-    "prefillChunkTokens",
-    String(prefillChunkTokens),
-    config.prefillChunkTokens
-      ? "requested by the config"
-      : "default: bounds prefill activations to one chunk of the prompt",
-  );
 
-  // KV cache strategy.
-  const textOnly = requested.length === 1;
-  let selected: string;
-  let why: string;
-  if (config.kvCacheStrategy !== "auto") {
-    selected = config.kvCacheStrategy;
-    why = "requested by the config";
-    if (!(IMPLEMENTED_KV_STRATEGIES as readonly string[]).includes(selected))
-      fail(
-        "NOT_IMPLEMENTED",
-        `kvCacheStrategy "${selected}" is not implemented yet (implemented: ${IMPLEMENTED_KV_STRATEGIES.join(", ")})`,
-        'Use kvCacheStrategy "resident" or "auto".',
-      );
-  } else if (
-    config.strategySelectorProfile === "bounded-window" ||
-    config.kvCacheWindowTokens !== undefined
-  ) {
-    fail(
-      "NOT_IMPLEMENTED",
-      `the sliding-window KV strategy (${config.kvCacheWindowTokens !== undefined ? "kvCacheWindowTokens" : 'profile "bounded-window"'}) is not implemented yet, and a full-history cache would change what the model sees`,
-      'Use profile "balanced", "latency" or "capacity" and no kvCacheWindowTokens.',
-    );
-  } else {
-    ({ selected, why } = selectKvStrategy(config.strategySelectorProfile, model, machine, textOnly));
-  }
-  const fallbackChain = FALLBACK_CHAINS[selected] ?? [selected];
-  const applied = fallbackChain.find((s) =>
-    (IMPLEMENTED_KV_STRATEGIES as readonly string[]).includes(s),
-  ) as RuntimePlan["kvCache"]["applied"];
-  because(
-    "kvCache",
-    applied,
-    applied === selected
-      ? `${why}`
-      : `${why}; "${selected}" is not implemented yet, so the plan falls back along ${fallbackChain.join(" → ")} to "${applied}"`,
-  );
-
-  if (config.cacheDir !== undefined)
-    because("cacheDir", "unused", `the ${applied} KV cache keeps nothing on disk`);
-
-  // Offload and residency: the cpu backend keeps every layer in host memory.
-  const placement = cpuOffloadLayers(config.offloadCpuLayers, geometry.numLayers, config.offloadCpuPolicy);
-  if (config.offloadCpuLayers > 0)
-    because(
-      "offloadCpuLayers",
-      "no effect",
-      `the plan runs on the cpu, so all ${geometry.numLayers} layers are already in host memory`,
-    );
-  const layers = model.layerBytes.map((b, index) => ({ index, residency: "host" as const, bytes: b }));
-  because(
-    "residency",
-    `host × ${layers.length}`,
-    "the cpu backend computes from host memory; every layer stays resident (disk streaming is not implemented yet)",
-  );
-
-  // Memory.
-  const weights = model.weightBytes;
-  const kvCache = geometry.kvBytesPerToken * contextTokens;
-  const hidden = geometry.hiddenSize ?? 0;
-  const activations =
-    4 *
-      prefillChunkTokens *
-      (6 * hidden +
-        3 * (geometry.intermediateSize ?? 0) +
-        (geometry.numAttentionHeads ?? 0) * contextTokens) +
-    24 * (geometry.vocabSize ?? 0);
-  const hostTotal = weights + kvCache + activations;
+  // Budgets.
   const hostBudgetBytes =
     config.hostMemoryBudget !== undefined
       ? parseMemoryBudget(config.hostMemoryBudget, machine.hostMemoryBytes)
-      : Math.floor(machine.hostMemoryBytes * DEFAULT_HOST_BUDGET_SHARE);
+      : defaultHostBudget(machine.availableHostMemoryBytes);
   because(
     "hostMemoryBudget",
     formatBytes(hostBudgetBytes),
     config.hostMemoryBudget !== undefined
       ? `requested by the config (${config.hostMemoryBudget})`
-      : `default: ${DEFAULT_HOST_BUDGET_SHARE * 100}% of ${formatBytes(machine.hostMemoryBytes)} host memory`,
+      : `default: ${formatBytes(machine.availableHostMemoryBytes)} available host memory minus a margin of max(10%, 512 MiB)`,
   );
   const gpuBudgetBytes =
     config.gpuMemoryBudget !== undefined
       ? parseMemoryBudget(config.gpuMemoryBudget, machine.gpus[0]?.memoryBytes ?? 0)
       : null;
   if (gpuBudgetBytes !== null) because("gpuMemoryBudget", "unused", "the plan uses no GPU");
-  const breakdown = `weights ${formatBytes(weights)} + KV cache ${formatBytes(kvCache)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
-  if (hostTotal > hostBudgetBytes) {
-    const kvHint = weights < hostBudgetBytes ? " or lower contextTokens" : "";
-    fail(
-      "OUT_OF_MEMORY_BUDGET",
-      `${model.name} needs ${formatBytes(hostTotal)} of host memory (${breakdown}), more than the host budget of ${formatBytes(hostBudgetBytes)}; streaming weights from disk is not implemented yet and there is no GPU backend`,
-      `Raise hostMemoryBudget${kvHint}, or use a smaller model.`,
+
+  // Sizes: globals (embeddings, final norm, LM head) stay resident; activations are an estimate per chunk.
+  const layerBytes = model.layerBytes;
+  const weightBytes = model.weightBytes;
+  const globalBytes = model.globalBytes ?? Math.max(0, weightBytes - layerBytes.reduce((s, b) => s + b, 0));
+  const maxLayerBytes = Math.max(0, ...layerBytes);
+  const hidden = geometry.hiddenSize ?? 0;
+  const activationsFor = (chunk: number) =>
+    4 *
+      chunk *
+      (6 * hidden +
+        3 * (geometry.intermediateSize ?? 0) +
+        (geometry.numAttentionHeads ?? 0) * contextTokens) +
+    24 * (geometry.vocabSize ?? 0) +
+    V8_GC_SLACK_BYTES;
+  const textOnly = requested.length === 1;
+  const specialize = config.useSpecialization;
+
+  // KV cache strategy and prefill chunk (engine/kv selectKvStrategy).
+  const kvInput = (memoryBudgetBytes: number) => ({
+    contextTokens,
+    kvBytesPerToken: geometry.kvBytesPerToken,
+    numKvLayers: geometry.numLayers,
+    headDim:
+      geometry.hiddenSize && geometry.numAttentionHeads
+        ? geometry.hiddenSize / geometry.numAttentionHeads
+        : undefined,
+    memoryBudgetBytes: Math.max(0, memoryBudgetBytes),
+    textOnly,
+    prefillChunkTokens:
+      config.prefillChunkTokens !== undefined
+        ? Math.min(config.prefillChunkTokens, contextTokens)
+        : specialize
+          ? undefined
+          : contextTokens,
+  });
+  // Block size and prefill chunk for a strategy the config names: the selector's sizing (a window it
+  // cannot fail on), with the strategy's own hot set and prediction.
+  const sized = (strategy: KvStrategy, windowTokens: number | undefined, why: string): KvSelection => {
+    const sizing = selectKvStrategy({
+      ...kvInput(Number.MAX_SAFE_INTEGER),
+      profile: "bounded-window",
+      windowTokens: contextTokens,
+    });
+    const hotBlocks = strategy === "quantized-cold-tier" ? 1 : strategy === "tiered-write-back" ? 8 : 0;
+    return {
+      strategy,
+      blockTokens: sizing.blockTokens,
+      hotBlocks,
+      windowTokens,
+      prefillChunkTokens: sizing.prefillChunkTokens,
+      predicted: predictKvBytes(strategy, {
+        tokens: contextTokens,
+        kvBytesPerToken: geometry.kvBytesPerToken,
+        numKvLayers: geometry.numLayers,
+        blockTokens: sizing.blockTokens,
+        hotBlocks,
+        windowTokens,
+        chunkTokens: sizing.prefillChunkTokens,
+      }),
+      reason: why,
+    };
+  };
+  const chunkGuess = Math.min(config.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS, contextTokens);
+  const actGuess = activationsFor(chunkGuess);
+  // KV budget: what is left with every layer resident; when the weights do not fit, what is left once
+  // layers stream (globals + two buffers of the largest layer).
+  const residentRoom = hostBudgetBytes - weightBytes - actGuess;
+  const streamingRoom = hostBudgetBytes - globalBytes - 2 * maxLayerBytes - actGuess;
+  const window = config.kvCacheWindowTokens;
+  let kv: KvSelection;
+  if (config.kvCacheStrategy !== "auto") {
+    const strategy = config.kvCacheStrategy;
+    let w = strategy === "sliding-window-ring-buffer" ? window : undefined;
+    if (strategy === "sliding-window-ring-buffer" && w === undefined)
+      w = selectKvStrategy({
+        ...kvInput(residentRoom > 0 ? residentRoom : streamingRoom),
+        profile: "bounded-window",
+      }).windowTokens;
+    kv = sized(strategy, w, "requested by the config");
+  } else if (!specialize && window === undefined && config.strategySelectorProfile !== "bounded-window") {
+    kv = sized(
+      "resident",
+      undefined,
+      "useSpecialization is off: the plain path keeps the whole KV cache resident",
+    );
+  } else {
+    const select = (room: number) =>
+      selectKvStrategy({ ...kvInput(room), profile: config.strategySelectorProfile, windowTokens: window });
+    if (specialize && residentRoom <= 0 && streamingRoom < 0) budgetCheckWithoutKv();
+    try {
+      try {
+        kv = select(residentRoom);
+      } catch (error) {
+        // Weights that stream leave more room for the KV cache.
+        if (!specialize || !(error instanceof OllmError) || error.code !== "OUT_OF_MEMORY_BUDGET")
+          throw error;
+        kv = select(streamingRoom);
+      }
+    } catch (error) {
+      throw withModel(model.name, error);
+    }
+  }
+  function budgetCheckWithoutKv(): void {
+    // planResidency explains why even streaming every layer cannot fit.
+    try {
+      planResidency({ layerBytes, globalBytes, hostBudgetBytes, kvBytes: 0, activationBytes: actGuess });
+    } catch (error) {
+      throw withModel(model.name, error);
+    }
+  }
+  const applied = kv.strategy;
+  const windowTokens = applied === "sliding-window-ring-buffer" ? (kv.windowTokens ?? null) : null;
+  because(
+    "kvCache",
+    applied,
+    config.kvCacheStrategy === "auto"
+      ? `${kv.reason} (blocks of ${kv.blockTokens} tokens${kv.hotBlocks ? `, ${kv.hotBlocks} hot` : ""}; predicted ${formatBytes(kv.predicted.memoryBytes)} in memory${kv.predicted.diskBytes ? `, ${formatBytes(kv.predicted.diskBytes)} on disk` : ""})`
+      : kv.reason,
+  );
+  if (windowTokens !== null)
+    because(
+      "kvCacheWindowTokens",
+      String(windowTokens),
+      windowTokens >= contextTokens
+        ? "the window covers the whole context: attention sees every token"
+        : `attention sees only the last ${windowTokens} tokens`,
+    );
+  const diskKv =
+    applied === "streamed-segmented" ||
+    applied === "log-structured-journal" ||
+    applied === "tiered-write-back";
+  if (config.cacheDir !== undefined)
+    because(
+      "cacheDir",
+      diskKv ? config.cacheDir : "unused",
+      diskKv
+        ? `the ${applied} KV cache writes its cold blocks there`
+        : `the ${applied} KV cache keeps nothing on disk`,
+    );
+  else if (diskKv)
+    because("cacheDir", "<tmpdir>/ollm-kv-cache", `default root of the ${applied} KV cache's files`);
+
+  const prefillChunkTokens = Math.min(kv.prefillChunkTokens, contextTokens);
+  because(
+    "prefillChunkTokens",
+    String(prefillChunkTokens),
+    config.prefillChunkTokens
+      ? "requested by the config"
+      : specialize
+        ? "sized by the KV strategy selector: bounds prefill activations to one chunk of the prompt"
+        : "useSpecialization is off: the plain path prefills in one pass",
+  );
+
+  // Weights: where each layer lives (engine/residency planResidency).
+  const kvBytes = Math.ceil(kv.predicted.memoryBytes);
+  const activations = activationsFor(prefillChunkTokens);
+  const cpuLayers = config.offloadCpuLayers > 0 && specialize ? config.offloadCpuLayers : undefined;
+  let residency: ("host" | "disk")[];
+  let bytesReadPerToken = 0;
+  let streamingBytes = 0;
+  let hostTotal: number;
+  if (specialize) {
+    let rp: ReturnType<typeof planResidency>;
+    try {
+      rp = planResidency({
+        layerBytes,
+        globalBytes,
+        hostBudgetBytes,
+        kvBytes,
+        activationBytes: activations,
+        offloadCpuLayers: cpuLayers,
+        offloadCpuPolicy: config.offloadCpuPolicy,
+      });
+    } catch (error) {
+      throw withModel(model.name, error);
+    }
+    // On the cpu backend the engine's "device" is host memory.
+    residency = rp.residency.map((r) => (r === "disk" ? "disk" : "host"));
+    bytesReadPerToken = rp.bytesReadPerToken;
+    streamingBytes = rp.streamingBytes;
+    hostTotal = rp.predictedPeak.hostBytes;
+    const streamed = residency.filter((r) => r === "disk").length;
+    because(
+      "residency",
+      streamed ? `host × ${layerBytes.length - streamed}, disk × ${streamed}` : `host × ${layerBytes.length}`,
+      rp.reasons.join("; "),
+    );
+  } else {
+    residency = layerBytes.map(() => "host");
+    hostTotal = weightBytes + kvBytes + activations;
+    because(
+      "residency",
+      `host × ${layerBytes.length}`,
+      "useSpecialization is off: every layer stays resident",
     );
   }
-  because("memory", formatBytes(hostTotal), `predicted host peak: ${breakdown}`);
+  const offloadIndices = cpuLayers ? residency.flatMap((r, i) => (r === "host" ? [i] : [])) : [];
+  if (config.offloadCpuLayers > 0)
+    because(
+      "offloadCpuLayers",
+      cpuLayers ? `layers ${offloadIndices.join(", ")}` : "ignored",
+      cpuLayers
+        ? `these ${offloadIndices.length} layers stay in host memory (${config.offloadCpuPolicy}), the other ${layerBytes.length - offloadIndices.length} stream from disk`
+        : "useSpecialization is off: every layer stays resident",
+    );
+  const layers = layerBytes.map((b, index) => ({ index, residency: residency[index], bytes: b }));
+
+  // Specialization passes (engine/residency specializationPasses).
+  const passes: AppliedPass[] = specializationPasses({
+    enabled: specialize,
+    residency: residency.map((r) => (r === "disk" ? "disk" : "host")),
+    gpu: false,
+    kvStrategy: applied,
+    moe: MOE_FAMILIES.has(model.family),
+    multimodalCheckpoint: model.modalities.some((m) => m !== "text"),
+    prefillChunkTokens,
+    contextTokens,
+  });
+  const specialization = {
+    enabled: specialize,
+    state: !specialize
+      ? ("disabled" as const)
+      : passes.length
+        ? ("applied" as const)
+        : ("none-available" as const),
+    passes: passes.map((p) => p.pass),
+  };
+  because(
+    "specialization",
+    specialization.state,
+    !specialize
+      ? "useSpecialization is off: plain path (resident weights and KV, one prefill pass)"
+      : passes.length
+        ? `${passes.length} of oLLM's passes apply`
+        : "no pass applies to this plan",
+  );
+  for (const p of passes) because(`specialization.${p.pass}`, "applied", p.reason);
+
+  // Memory.
+  const weightsPeak = hostTotal - kvBytes - activations;
+  const breakdown = `weights ${formatBytes(weightsPeak)}${streamingBytes ? ` (incl. ${formatBytes(streamingBytes)} of streaming buffers)` : ""} + KV cache ${formatBytes(kvBytes)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
+  if (hostTotal > hostBudgetBytes) {
+    const kvHint = weightBytes < hostBudgetBytes ? " or lower contextTokens" : "";
+    fail(
+      "OUT_OF_MEMORY_BUDGET",
+      `${model.name} needs ${formatBytes(hostTotal)} of host memory (${breakdown}), more than the host budget of ${formatBytes(hostBudgetBytes)}${specialize ? "" : "; useSpecialization is off, so no layer streams from disk"}`,
+      `Raise hostMemoryBudget${kvHint}${specialize ? "" : ", turn specialization on"}, or use a smaller model.`,
+    );
+  }
+  because(
+    "memory",
+    formatBytes(hostTotal),
+    `predicted host peak: ${breakdown}${bytesReadPerToken ? `; ${formatBytes(bytesReadPerToken)} read from disk per token` : ""}`,
+  );
 
   return {
     model: {
@@ -449,7 +582,7 @@ export function planRuntime(
       family: model.family,
       dtype: model.dtype,
       parameterCount: model.parameterCount ?? 0,
-      weightBytes: weights,
+      weightBytes,
     },
     backend,
     device: "cpu",
@@ -459,32 +592,56 @@ export function planRuntime(
     kvCache: {
       requested: config.kvCacheStrategy,
       profile: config.strategySelectorProfile,
-      selected,
+      selected: applied,
       applied,
-      fallbackChain,
-      windowTokens: null,
+      fallbackChain: [applied],
+      windowTokens,
       contextTokens,
       bytesPerToken: geometry.kvBytesPerToken,
+      blockTokens: kv.blockTokens,
+      hotBlocks: kv.hotBlocks,
+      cacheDir: config.cacheDir ?? null,
+      predicted: {
+        memoryBytes: Math.ceil(kv.predicted.memoryBytes),
+        diskBytes: Math.ceil(kv.predicted.diskBytes),
+      },
     },
     prefillChunkTokens,
     offload: {
       cpuLayers: {
         requested: config.offloadCpuLayers,
         policy: config.offloadCpuPolicy,
-        resolvedPolicy: placement.resolvedPolicy,
-        layerIndices: [...placement.layerIndices],
-        effective: false,
+        resolvedPolicy: config.offloadCpuPolicy === "auto" ? "middle-band" : config.offloadCpuPolicy,
+        layerIndices: offloadIndices,
+        effective: cpuLayers !== undefined,
       },
       gpuLayers: config.offloadGpuLayers,
     },
     memory: {
       hostBudgetBytes,
       gpuBudgetBytes,
+      bytesReadPerToken,
       predictedPeak: {
-        host: { weights, kvCache, activations, total: hostTotal },
-        gpu: { weights: 0, kvCache: 0, activations: 0, total: 0 },
+        host: {
+          weights: weightsPeak,
+          streaming: streamingBytes,
+          kvCache: kvBytes,
+          activations,
+          total: hostTotal,
+        },
+        gpu: { weights: 0, streaming: 0, kvCache: 0, activations: 0, total: 0 },
       },
     },
     reasons,
   };
+}
+
+/** Families whose MoE layers route tokens to experts. */
+const MOE_FAMILIES = new Set(["gpt-oss", "qwen3-next", "qwen3-moe", "mixtral"]);
+
+/** An engine OUT_OF_MEMORY_BUDGET error, prefixed with the model's name. */
+function withModel(name: string, error: unknown): unknown {
+  if (error instanceof OllmError && error.code === "OUT_OF_MEMORY_BUDGET")
+    return new OllmError(error.code, `${name}: ${error.message}`, { hint: error.hint });
+  return error;
 }

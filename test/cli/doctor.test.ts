@@ -162,11 +162,11 @@ describe.concurrent("ollm doctor", () => {
           "--offline",
           "-m",
           TINY,
-          "--kv-cache-strategy",
-          "paged",
+          "--host-memory-budget",
+          "64KiB",
         ])
       ).stdout,
     );
-    expect(byId(plan, "model").message).toMatch(/NOT_IMPLEMENTED/);
+    expect(byId(plan, "model").message).toMatch(/OUT_OF_MEMORY_BUDGET/);
   });
 });

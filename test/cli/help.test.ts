@@ -218,7 +218,9 @@ describe.concurrent("ollm completion", () => {
         ],
         { encoding: "utf8" },
       ).stdout.trim();
-    expect(complete("ollm", "")).toContain("prompt chat plan doctor models serve config completion schema");
+    expect(complete("ollm", "")).toContain(
+      "prompt chat plan doctor models serve config bench completion schema",
+    );
     expect(complete("ollm", "mo")).toBe("models");
     expect(complete("ollm", "models", "")).toMatch(/^list info download path/);
     expect(complete("ollm", "prompt", "--kv-cache-s")).toBe("--kv-cache-strategy");
@@ -285,8 +287,10 @@ describe.concurrent("ollm schema and ollm plan", () => {
   });
 
   it("ollm plan is prompt --plan-json without a prompt", async () => {
-    const plan = await runCli(["plan", "-m", TINY, "--context-tokens", "200"]);
-    const fromPrompt = await runCli(["prompt", "--plan-json", "-m", TINY, "--context-tokens", "200"]);
+    // A fixed budget: the default one follows the free memory measured by each process.
+    const flags = ["-m", TINY, "--context-tokens", "200", "--host-memory-budget", "1GiB"];
+    const plan = await runCli(["plan", ...flags]);
+    const fromPrompt = await runCli(["prompt", "--plan-json", ...flags]);
     expect(plan.code, plan.stderr).toBe(0);
     const a = json<{ schemaVersion: number; plan: unknown; resolvedModel: { name: string } }>(plan);
     expect(a.schemaVersion).toBe(1);

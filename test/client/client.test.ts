@@ -307,13 +307,61 @@ describe("RuntimeClient", () => {
       "OUT_OF_MEMORY_BUDGET",
     );
     await rejectsWith(
-      client.prompt("hi", { runtimeConfig: { ...llama, kvCacheStrategy: "paged" } }),
-      "NOT_IMPLEMENTED",
-    );
-    await rejectsWith(
       client.prompt("hi", { runtimeConfig: { modelReference: "no-such-model", modelsDir: root } }),
       "MODEL_NOT_FOUND",
     );
+  });
+
+  it("streams layers under a small host budget and gives the resident plan's greedy text", async () => {
+    const base = { ...llama, kvCacheStrategy: "resident" as const, contextTokens: 128 };
+    const gen = { maxNewTokens: 8, temperature: 0 };
+    const resident = await client.describePlan(base);
+    expect(resident.plan.layers.every((l) => l.residency === "host")).toBe(true);
+    const budget = resident.plan.memory.predictedPeak.host.total - 1;
+    const streamed = { ...base, hostMemoryBudget: budget };
+    const plan = (await client.describePlan(streamed)).plan;
+    expect(plan.layers.some((l) => l.residency === "disk")).toBe(true);
+    const offload = { ...base, offloadCpuLayers: 1 };
+    expect((await client.describePlan(offload)).plan.layers.map((l) => l.residency)).toEqual([
+      "disk",
+      "host",
+      "disk",
+    ]);
+    const want = await client.prompt("Hello there", { runtimeConfig: base, generationConfig: gen });
+    for (const config of [streamed, offload]) {
+      const got = await client.prompt("Hello there", { runtimeConfig: config, generationConfig: gen });
+      expect(got.text).toBe(want.text);
+      await client.unload(config);
+    }
+  });
+
+  it("runs explicit KV strategies through the client with the resident plan's greedy text", async () => {
+    const dir = await tempDir();
+    try {
+      const base = { ...llama, contextTokens: 128, cacheDir: dir };
+      const gen = { maxNewTokens: 8, temperature: 0 };
+      const want = await client.prompt("Hello there", {
+        runtimeConfig: { ...base, kvCacheStrategy: "resident" },
+        generationConfig: gen,
+      });
+      for (const kv of [
+        { kvCacheStrategy: "paged" },
+        { kvCacheStrategy: "chunked" },
+        { kvCacheStrategy: "sliding-window-ring-buffer", kvCacheWindowTokens: 100 },
+        { kvCacheStrategy: "streamed-segmented" },
+        { kvCacheStrategy: "log-structured-journal" },
+        { kvCacheStrategy: "tiered-write-back" },
+      ] as const) {
+        const config = { ...base, ...kv };
+        const described = await client.describePlan(config);
+        expect(described.plan.kvCache.applied).toBe(kv.kvCacheStrategy);
+        const got = await client.prompt("Hello there", { runtimeConfig: config, generationConfig: gen });
+        expect(got.text, kv.kvCacheStrategy).toBe(want.text);
+        await client.unload(config);
+      }
+    } finally {
+      await removeDir(dir);
+    }
   });
 
   it("turns multimodal on for image and audio parts, and fails clearly when they cannot be used", async () => {
@@ -412,9 +460,11 @@ describe("RuntimeClient", () => {
     await cp(fixture("tiny-qwen3"), join(models, "q"), { recursive: true });
     expect((await client.discoverLocalModels(models)).map((m) => m.name)).toEqual(["q"]);
     expect((await client.resolve("q", { modelsDir: models })).family).toBe("qwen3");
-    const plan = await client.plan(llama);
+    // A fixed budget: the default one follows the free memory measured at each call.
+    const fixed = { ...llama, hostMemoryBudget: "1GiB" };
+    const plan = await client.plan(fixed);
     expect(plan.backend).toBe("cpu");
-    const description = await client.describePlan(llama);
+    const description = await client.describePlan(fixed);
     expect(PlanDescriptionSchema.parse(JSON.parse(JSON.stringify(description)))).toEqual(description);
     expect(description.plan).toEqual(plan);
     expect(description.runtimeConfig.modelsDir).toBe(join(process.cwd(), "models"));

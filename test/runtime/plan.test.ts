@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RuntimeConfigInput, validateRuntimeConfig } from "../../src/config/runtime-config.js";
 import { OllmError } from "../../src/errors.js";
 import type { MachineInfo } from "../../src/runtime/machine.js";
+import { defaultHostBudget } from "../../src/engine/residency/index.js";
 import {
+  IMPLEMENTED_KV_STRATEGIES,
   type PlanOptions,
   planDescriptionJsonSchema,
   planRuntime,
@@ -63,21 +65,26 @@ describe("planRuntime", () => {
         path: fixture("tiny-llama"),
       },
       modalities: { requested: ["text"], model: ["text"] },
-      specialization: { enabled: true, state: "none-available", passes: [] },
+      specialization: { enabled: true, state: "applied", passes: ["mlp-chunking"] },
       kvCache: {
         requested: "auto",
         profile: "balanced",
+        selected: "resident",
         applied: "resident",
         contextTokens: 1024,
         windowTokens: null,
+        cacheDir: null,
       },
       prefillChunkTokens: 512,
     });
     expect(p.layers.map((l) => l.residency)).toEqual(["host", "host", "host"]);
-    expect(p.memory.hostBudgetBytes).toBe(Math.floor(32 * GiB * 0.8));
+    expect(p.memory.hostBudgetBytes).toBe(defaultHostBudget(16 * GiB));
+    expect(p.memory.bytesReadPerToken).toBe(0);
     const peak = p.memory.predictedPeak.host;
     expect(peak.weights).toBe(p.model.weightBytes);
+    expect(peak.streaming).toBe(0);
     expect(peak.kvCache).toBe(1024 * p.kvCache.bytesPerToken);
+    expect(peak.kvCache).toBe(p.kvCache.predicted.memoryBytes);
     expect(peak.total).toBe(peak.weights + peak.kvCache + peak.activations);
     expect(p.memory.predictedPeak.gpu.total).toBe(0);
     const subjects = p.reasons.map((r) => r.subject);
@@ -98,38 +105,49 @@ describe("planRuntime", () => {
     for (const r of p.reasons) expect(r.reason.length).toBeGreaterThan(5);
   });
 
-  it("records the selector's preference and the documented fallback to resident KV", async () => {
+  it("chooses the KV strategy with the engine's selector, and honours an explicit one", async () => {
     const balanced = await plan(llama);
     expect(balanced.kvCache).toMatchObject({
-      selected: "paged",
-      applied: "resident",
-      fallbackChain: ["paged", "chunked", "resident"],
-    });
-    expect(balanced.reasons.find((r) => r.subject === "kvCache")?.reason).toMatch(
-      /"paged" is not implemented yet.*falls back/,
-    );
-    const capacity = await plan({ ...llama, strategySelectorProfile: "capacity" });
-    expect(capacity.kvCache.selected).toBe("quantized-cold-tier");
-    const big: MachineInfo = { ...machine, hostMemoryBytes: 128 * GiB };
-    const latency = await plan({ ...llama, strategySelectorProfile: "latency" }, {}, big);
-    expect(latency.kvCache).toMatchObject({
       selected: "resident",
       applied: "resident",
       fallbackChain: ["resident"],
     });
-    const explicit = await plan({ ...llama, kvCacheStrategy: "resident" });
-    expect(explicit.reasons.find((r) => r.subject === "kvCache")?.reason).toBe("requested by the config");
+    expect(balanced.reasons.find((r) => r.subject === "kvCache")?.reason).toMatch(
+      /balanced: the cache .* half/,
+    );
+    const capacity = await plan({ ...llama, strategySelectorProfile: "capacity" });
+    expect(capacity.kvCache).toMatchObject({ applied: "quantized-cold-tier", hotBlocks: 1 });
+    expect(capacity.specialization.passes).toContain("attention-replacement");
+    const bounded = await plan({ ...llama, strategySelectorProfile: "bounded-window" });
+    expect(bounded.kvCache.applied).toBe("sliding-window-ring-buffer");
+    expect(bounded.kvCache.windowTokens).toBeGreaterThanOrEqual(64);
+    const window = await plan({ ...llama, kvCacheWindowTokens: 64 });
+    expect(window.kvCache).toMatchObject({ applied: "sliding-window-ring-buffer", windowTokens: 64 });
+    expect(window.reasons.find((r) => r.subject === "kvCacheWindowTokens")?.reason).toMatch(/last 64 tokens/);
+    for (const strategy of IMPLEMENTED_KV_STRATEGIES) {
+      const p = await plan({ ...llama, kvCacheStrategy: strategy, cacheDir: "/tmp/kv" });
+      expect(p.kvCache.applied).toBe(strategy);
+      expect(p.reasons.find((r) => r.subject === "kvCache")?.reason).toBe("requested by the config");
+      const disk = ["streamed-segmented", "log-structured-journal", "tiered-write-back"].includes(strategy);
+      expect(p.reasons.find((r) => r.subject === "cacheDir")?.decision).toBe(disk ? "/tmp/kv" : "unused");
+      expect(p.kvCache.predicted.diskBytes > 0).toBe(disk);
+      if (disk) expect(p.specialization.passes).toContain("disk-cache");
+    }
+    const ring = await plan({
+      ...llama,
+      kvCacheStrategy: "sliding-window-ring-buffer",
+      kvCacheWindowTokens: 32,
+    });
+    expect(ring.kvCache.windowTokens).toBe(32);
   });
 
-  it("honours context, prefill chunk, budgets and offload settings", async () => {
+  it("honours context, prefill chunk and budgets; no-specialization plans the plain path", async () => {
     const p = await plan({
       ...llama,
       contextTokens: 256,
       prefillChunkTokens: 64,
       hostMemoryBudget: "50%",
       gpuMemoryBudget: "1GiB",
-      offloadCpuLayers: 1,
-      offloadCpuPolicy: "suffix",
       useSpecialization: false,
       cacheDir: "/tmp/kv",
     });
@@ -137,41 +155,67 @@ describe("planRuntime", () => {
     expect(p.prefillChunkTokens).toBe(64);
     expect(p.memory.hostBudgetBytes).toBe(16 * GiB);
     expect(p.memory.gpuBudgetBytes).toBe(GiB);
-    expect(p.offload.cpuLayers).toMatchObject({
+    expect(p.specialization).toEqual({ enabled: false, state: "disabled", passes: [] });
+    expect(p.kvCache.applied).toBe("resident");
+    expect(p.reasons.find((r) => r.subject === "gpuMemoryBudget")?.decision).toBe("unused");
+    expect(p.reasons.find((r) => r.subject === "cacheDir")?.decision).toBe("unused");
+    const plain = await plan({ ...llama, useSpecialization: false, offloadCpuLayers: 1 });
+    expect(plain.prefillChunkTokens).toBe(plain.kvCache.contextTokens);
+    expect(plain.layers.every((l) => l.residency === "host")).toBe(true);
+    expect(plain.reasons.find((r) => r.subject === "offloadCpuLayers")?.decision).toBe("ignored");
+    const chunked = await plan({ ...llama, contextTokens: 256 });
+    expect(chunked.prefillChunkTokens).toBe(256);
+  });
+
+  it("keeps offloadCpuLayers in host memory and streams the others from disk on the cpu", async () => {
+    const suffix = await plan({ ...llama, offloadCpuLayers: 1, offloadCpuPolicy: "suffix" });
+    expect(suffix.layers.map((l) => l.residency)).toEqual(["disk", "disk", "host"]);
+    expect(suffix.offload.cpuLayers).toMatchObject({
       requested: 1,
       resolvedPolicy: "suffix",
       layerIndices: [2],
-      effective: false,
+      effective: true,
     });
-    expect(p.specialization.state).toBe("disabled");
-    expect(p.reasons.find((r) => r.subject === "offloadCpuLayers")?.decision).toBe("no effect");
-    expect(p.reasons.find((r) => r.subject === "gpuMemoryBudget")?.decision).toBe("unused");
-    expect(p.reasons.find((r) => r.subject === "cacheDir")?.decision).toBe("unused");
+    expect(suffix.memory.bytesReadPerToken).toBe(suffix.layers[0].bytes + suffix.layers[1].bytes);
+    expect(suffix.memory.predictedPeak.host.streaming).toBe(2 * suffix.layers[0].bytes);
+    expect(suffix.specialization.passes).toEqual(expect.arrayContaining(["disk-cache", "cpu-offload"]));
     const middle = await plan({ ...llama, offloadCpuLayers: 1 });
     expect(middle.offload.cpuLayers).toMatchObject({ resolvedPolicy: "middle-band", layerIndices: [1] });
+    expect(middle.layers.map((l) => l.residency)).toEqual(["disk", "host", "disk"]);
   });
 
-  it("fails when the model is bigger than the budget, saying what to change", async () => {
+  it("streams layers from disk when the host budget is too small for all of them", async () => {
+    const config = { ...llama, kvCacheStrategy: "resident" as const };
+    const resident = await plan(config);
+    const budget = resident.memory.predictedPeak.host.total - 1;
+    const p = await plan({ ...config, hostMemoryBudget: budget });
+    expect(p.layers.some((l) => l.residency === "disk")).toBe(true);
+    expect(p.memory.bytesReadPerToken).toBeGreaterThan(0);
+    expect(p.memory.predictedPeak.host.total).toBeLessThanOrEqual(budget);
+    expect(p.reasons.find((r) => r.subject === "residency")?.reason).toMatch(/stream from disk/);
+    expect(p.specialization.passes).toContain("disk-cache");
+  });
+
+  it("fails when even streaming cannot fit the budget, saying what to change", async () => {
     const error = await planError({ ...llama, hostMemoryBudget: "64KiB" }, "OUT_OF_MEMORY_BUDGET");
-    expect(error.message).toMatch(/needs .* of host memory \(weights .* \+ KV cache .* for 1024 tokens/);
-    expect(error.hint).toMatch(/Raise hostMemoryBudget/);
-    const p = await plan(llama);
-    const tight = p.memory.predictedPeak.host.weights + 1024;
-    const kvError = await planError({ ...llama, hostMemoryBudget: tight }, "OUT_OF_MEMORY_BUDGET");
-    expect(kvError.hint).toMatch(/contextTokens/);
+    expect(error.message).toMatch(/tiny-llama: even streaming every layer from disk needs/);
+    expect(error.hint).toMatch(/raise hostMemoryBudget/);
+    const plain = await plan({ ...llama, useSpecialization: false });
+    const tight = plain.memory.predictedPeak.host.weights + 1024;
+    const kvError = await planError(
+      { ...llama, useSpecialization: false, hostMemoryBudget: tight },
+      "OUT_OF_MEMORY_BUDGET",
+    );
+    expect(kvError.message).toMatch(/needs .* of host memory \(weights .* \+ KV cache .* for 1024 tokens/);
+    expect(kvError.hint).toMatch(/Raise hostMemoryBudget or lower contextTokens, turn specialization on/);
   });
 
-  it("refuses backends, devices and KV strategies that do not exist yet", async () => {
+  it("refuses backends and devices that do not exist yet", async () => {
     expect((await planError({ ...llama, backend: "webgpu" }, "BACKEND_UNAVAILABLE")).message).toMatch(
       /webgpu/,
     );
     await planError({ ...llama, device: "gpu:0" }, "BACKEND_UNAVAILABLE");
     await planError({ ...llama, offloadGpuLayers: 2 }, "BACKEND_UNAVAILABLE");
-    expect((await planError({ ...llama, kvCacheStrategy: "paged" }, "NOT_IMPLEMENTED")).message).toMatch(
-      /"paged" is not implemented yet \(implemented: resident\)/,
-    );
-    await planError({ ...llama, strategySelectorProfile: "bounded-window" }, "NOT_IMPLEMENTED");
-    await planError({ ...llama, kvCacheWindowTokens: 64 }, "NOT_IMPLEMENTED");
     await planError({ ...llama, contextTokens: 5000 }, "INVALID_CONFIG");
     await planError({ ...llama, backend: "tpu" } as unknown as RuntimeConfigInput, "INVALID_CONFIG");
   });

@@ -6,6 +6,11 @@
 //   decode        plan (planResidency + selectKvStrategy) → load → 16-token prompt → N decoded tokens; bytes
 //                 read per token, decode time, and in the same process the disk-read bound: the same bytes
 //                 read serially through the same reader (page cache as the run saw it), plus O_DIRECT dd
+//   compare       in one process, token by token in turn (so all three see the same machine load): a decode
+//                 step of the streamed model, one of the same model fully resident (no budget: the compute
+//                 bound), and a serial read of the streamed bytes (the read bound)
+//   compare-cold  the same with the checkpoint's page cache dropped (dd iflag=nocache) before each streamed
+//                 step and each read: a machine whose RAM cannot cache the model, reading from the disk
 //   prefill-lm    a 2k-token prompt, layer-major (each streamed layer read once)
 //   prefill-tm    the same prompt, token-major (each streamed layer read once per chunk)
 // Build first: `npx tsc -p tsconfig.build.json --outDir /tmp/ollm-dist`, then
@@ -75,7 +80,9 @@ async function child(mode) {
     else globalBytes += ckpt.info(n).byteLength;
   }
 
-  const decoding = mode === "decode";
+  const decoding = mode === "decode" || mode.startsWith("compare");
+  const dropCache = () =>
+    spawnSync("dd", [`if=${join(values.dir, "model.safetensors")}`, "iflag=nocache", "count=0"], { stdio: "ignore" });
   const promptTokens = decoding ? 16 : Number(values.prompt);
   const decodeTokens = decoding ? Number(values.decode) : 0;
   const chunk = decoding ? promptTokens : Number(values.chunk);
@@ -132,13 +139,63 @@ async function child(mode) {
     chunk,
   };
 
+  const streamedNames = ckpt.names().filter((n) => {
+    const m = /^model\.layers\.(\d+)\./.exec(n);
+    return m && plan.residency[Number(m[1])] === "disk";
+  });
+  const staging = new Uint8Array(maxLayer + 64 * 64);
+  const serialRead = async () => {
+    let bytes = 0;
+    const t = performance.now();
+    for (const n of streamedNames) {
+      await ckpt.readInto(n, staging);
+      bytes += ckpt.info(n).byteLength;
+    }
+    return { bytes, ms: performance.now() - t };
+  };
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const argmax = (a) => a.reduce((b, v, i) => (v > a[b] ? i : b), 0);
+
+  if (mode.startsWith("compare")) {
+    const cold = mode === "compare-cold";
+    const resident = await loadModel(values.dir, { backend: "cpu" });
+    const rseq = resident.newSequence();
+    let ls = await (await seq.forward(ids, { logits: "last" })).read();
+    await rseq.forward(ids, { logits: "last" });
+    const times = { streamed: [], resident: [], read: [] };
+    for (let i = 0; i < decodeTokens; i++) {
+      const id = argmax(ls);
+      if (cold) dropCache();
+      let t = performance.now();
+      ls = await (await seq.forward([id], { logits: "last" })).read();
+      times.streamed.push(performance.now() - t);
+      t = performance.now();
+      await (await rseq.forward([id], { logits: "last" })).read();
+      times.resident.push(performance.now() - t);
+      if (cold) dropCache();
+      times.read.push((await serialRead()).ms);
+    }
+    out.compare = {
+      streamedMs: median(times.streamed),
+      residentMs: median(times.resident),
+      readMs: median(times.read),
+      times,
+    };
+    rseq.dispose();
+    seq.dispose();
+    await resident.close();
+    await model.close();
+    await ckpt.close();
+    out.hwm = status().hwm;
+    return out;
+  }
+
   if (decoding) {
     let t = performance.now();
     let logits = await (await seq.forward(ids, { logits: "last" })).read();
     out.promptMs = performance.now() - t;
     const before = model.streamingStats();
     const times = [];
-    const argmax = (a) => a.reduce((b, v, i) => (v > a[b] ? i : b), 0);
     for (let i = 0; i < decodeTokens; i++) {
       t = performance.now();
       logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
@@ -165,18 +222,7 @@ async function child(mode) {
     await model.close();
 
     // Disk-read bound, same process, same files, same reader: every streamed tensor once, serially.
-    const staging = new Uint8Array(maxLayer + 64 * 64);
-    const names = ckpt.names().filter((n) => {
-      const m = /^model\.layers\.(\d+)\./.exec(n);
-      return m && plan.residency[Number(m[1])] === "disk";
-    });
-    let bytes = 0;
-    t = performance.now();
-    for (const n of names) {
-      await ckpt.readInto(n, staging);
-      bytes += ckpt.info(n).byteLength;
-    }
-    const serialMs = performance.now() - t;
+    const { bytes, ms: serialMs } = await serialRead();
     const bps = bytes / (serialMs / 1000);
     out.diskBound = { bytes, serialMs, bytesPerSecond: bps, msPerToken: (out.decode.bytesReadPerToken / bps) * 1000 };
     out.decode.overlap = readOverlap({ bytesRead: delta.bytesRead, waitMs: delta.waitMs }, bps);
@@ -224,7 +270,9 @@ if (values.child) {
   process.exit(0);
 }
 
-const modes = values.only ? values.only.split(",") : ["overhead", "decode", "prefill-lm", "prefill-tm"];
+const modes = values.only
+  ? values.only.split(",")
+  : ["overhead", "decode", "compare", "compare-cold", "prefill-lm", "prefill-tm"];
 const results = {};
 for (const mode of modes) {
   console.error(`— ${mode}`);
@@ -241,12 +289,30 @@ const d = results.decode;
 if (d) {
   row("placement", `${d.residency.host} layers resident, ${d.residency.disk} streamed; KV ${d.kv.strategy} (blocks of ${d.kv.blockTokens})`);
   row("predicted peak (planner)", `${mib(d.predictedPeak)} MiB`);
-  row("decode: peak RSS (VmHWM)", `${mib(d.hwm)} MiB = budget ${d.hwm <= budget + overhead ? "+" : "EXCEEDED +"} ${mib(d.hwm - budget)} MiB (overhead ${mib(overhead)} MiB)`);
+  row(
+    "decode: peak RSS (VmHWM)",
+    results.overhead
+      ? `${mib(d.hwm)} MiB = budget + ${mib(d.hwm - budget)} MiB, ${d.hwm <= budget + overhead ? "≤" : "EXCEEDS"} budget + overhead (${mib(budget + overhead)} MiB)`
+      : `${mib(d.hwm)} MiB (overhead not measured in this run)`,
+  );
   row("decode: bytes read per token", `${mib(d.decode.bytesReadPerToken)} MiB (planned ${mib(d.plannedBytesPerToken)} MiB)`);
   row("decode: time per token (mean / median)", `${d.decode.msPerToken.toFixed(0)} / ${d.decode.medianMsPerToken.toFixed(0)} ms`);
   row("disk-read bound, same run (page cache, serial reads)", `${d.diskBound.msPerToken.toFixed(0)} ms/token (${mib(d.diskBound.bytesPerSecond)} MiB/s)`);
   if (d.coldDisk) row("cold-disk bound (O_DIRECT dd)", `${d.coldDisk.msPerToken.toFixed(0)} ms/token (${mib(d.coldDisk.bytesPerSecond)} MiB/s)`);
   row("decode: blocked on reads / read overlap achieved", `${d.decode.waitMsPerToken.toFixed(0)} ms/token / ${(100 * d.decode.overlap).toFixed(0)}%`);
+}
+for (const [k, label] of [
+  ["compare", "page cache"],
+  ["compare-cold", "cold: page cache dropped before each step"],
+]) {
+  const c = results[k]?.compare;
+  if (!c) continue;
+  // Wall-clock overlap: how much of the shorter of compute and reading the streamed bytes the decode hid.
+  const hidden = Math.max(0, Math.min(1, (c.residentMs + c.readMs - c.streamedMs) / Math.min(c.residentMs, c.readMs)));
+  row(
+    `${label}: streamed decode / resident decode (compute bound) / serial read of the streamed bytes (read bound), interleaved medians`,
+    `${c.streamedMs.toFixed(0)} / ${c.residentMs.toFixed(0)} / ${c.readMs.toFixed(0)} ms per token; overlap (compute + read − streamed) / min = ${(100 * hidden).toFixed(0)}%`,
+  );
 }
 for (const k of ["prefill-lm", "prefill-tm"]) {
   const p = results[k];

@@ -190,10 +190,11 @@ class OnDemandTensor implements Tensor {
 /**
  * Weights placed per layer: "device" layers (and "host" ones on the CPU backend) are loaded once; "host"
  * layers on a GPU backend stay in host RAM and are uploaded per use; "disk" layers are read per use with
- * positioned reads (Checkpoint.readInto) into one reused staging buffer, copied into backend memory, and
- * dropped when the runner releases them. While a layer computes, the next streamed layer is already being
- * read into the staging buffer (its bytes were just copied out): double buffering with one staging buffer
- * and one device copy.
+ * positioned reads (Checkpoint.readInto) and dropped when the runner releases them. Where the backend
+ * exposes a tensor's memory (CPU) the bytes are read straight into pooled backend tensors; otherwise into
+ * one reused staging buffer, then uploaded. When a layer is handed out, the read of the next streamed
+ * layer starts (into the pooled tensors the previous layer gave back, or the staging buffer, free again)
+ * and runs while this one computes: double buffering, two layers of streamed weights at most.
  *
  * MoE expert tensors of streamed layers are not read with the layer: `Weights.fetch(name, expert)` reads
  * that expert's byte range only, through a small LRU of hot experts.
