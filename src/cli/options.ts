@@ -90,9 +90,10 @@ export function runtimeFlags(): ConfigFlag[] {
     ),
     flag(new Option("--cache-dir <dir>", "directory of disk-backed KV caches"), "runtime.cacheDir"),
     flag(
-      new Option("--offload-cpu-layers <n>", "layers kept in host memory instead of the GPU").argParser(
-        integerArg,
-      ),
+      new Option(
+        "--offload-cpu-layers <n>",
+        "layers kept in host memory (GPU: instead of the GPU; CPU: the rest stream from disk)",
+      ).argParser(integerArg),
       "runtime.offloadCpuLayers",
     ),
     flag(
