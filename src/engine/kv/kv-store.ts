@@ -76,29 +76,16 @@ export interface ResidentKvOptions {
   window?: number;
 }
 
-/** Everything in backend memory, one contiguous buffer per layer. */
-export class ResidentKvStore implements KvStore {
-  private readonly layers: (ResidentKvLayer | undefined)[];
+/** A layer of an in-memory store: what it holds in bytes, and how to drop rows and free it. */
+export interface MemoryKvLayer extends KvLayer {
+  readonly bytes: number;
+  truncate(length: number): void;
+  dispose(): void;
+}
 
-  constructor(
-    backend: Backend,
-    specs: (KvLayerSpec | undefined)[],
-    options: ResidentKvOptions | number = {},
-  ) {
-    const o = typeof options === "number" ? { initialCapacity: options } : options;
-    const step = o.growth === "chunked" ? Math.max(1, o.chunkTokens ?? 256) : 0;
-    this.layers = specs.map((s) =>
-      s
-        ? new ResidentKvLayer(
-            backend,
-            s.numKvHeads * s.headDim,
-            o.initialCapacity ?? (step || 64),
-            step,
-            o.window,
-          )
-        : undefined,
-    );
-  }
+/** The per-layer bookkeeping the in-memory strategies share: they differ only in their layers. */
+export abstract class InMemoryKvStore<L extends MemoryKvLayer> implements KvStore {
+  constructor(protected readonly layers: readonly (L | undefined)[]) {}
 
   layer(index: number): KvLayer {
     const layer = this.layers[index];
@@ -125,7 +112,32 @@ export class ResidentKvStore implements KvStore {
   }
 }
 
-class ResidentKvLayer implements KvLayer {
+/** Everything in backend memory, one contiguous buffer per layer. */
+export class ResidentKvStore extends InMemoryKvStore<ResidentKvLayer> {
+  constructor(
+    backend: Backend,
+    specs: (KvLayerSpec | undefined)[],
+    options: ResidentKvOptions | number = {},
+  ) {
+    const o = typeof options === "number" ? { initialCapacity: options } : options;
+    const step = o.growth === "chunked" ? Math.max(1, o.chunkTokens ?? 256) : 0;
+    super(
+      specs.map((s) =>
+        s
+          ? new ResidentKvLayer(
+              backend,
+              s.numKvHeads * s.headDim,
+              o.initialCapacity ?? (step || 64),
+              step,
+              o.window,
+            )
+          : undefined,
+      ),
+    );
+  }
+}
+
+class ResidentKvLayer implements MemoryKvLayer {
   private k: Tensor;
   private v: Tensor;
   private capacity: number;

@@ -1,7 +1,13 @@
 import type { Backend } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import { type GatherBuffer, GatherPool } from "./gather.js";
-import type { KvLayer, KvLayerSpec, KvStore, KvUsage, KvView } from "./kv-store.js";
+import {
+  InMemoryKvStore,
+  type KvLayerSpec,
+  type KvUsage,
+  type KvView,
+  type MemoryKvLayer,
+} from "./kv-store.js";
 
 interface Block {
   k: Tensor;
@@ -13,47 +19,38 @@ interface Block {
  * most one partly filled block of slack per layer, no copies when the cache grows, truncation frees whole
  * blocks). Attention reads a contiguous view assembled in one gather buffer shared by all layers.
  */
-export class PagedKvStore implements KvStore {
-  private readonly layers: (PagedLayer | undefined)[];
+export class PagedKvStore extends InMemoryKvStore<PagedLayer> {
   private readonly gathers: GatherPool;
 
   constructor(backend: Backend, specs: (KvLayerSpec | undefined)[], blockTokens = 64) {
-    this.gathers = new GatherPool(backend);
-    this.layers = specs.map((s, i) => {
-      if (!s) return undefined;
-      const width = s.numKvHeads * s.headDim;
-      return new PagedLayer(backend, i, width, Math.max(1, blockTokens), this.gathers.of(width));
-    });
+    const gathers = new GatherPool(backend);
+    super(
+      specs.map((s, i) => {
+        if (!s) return undefined;
+        const width = s.numKvHeads * s.headDim;
+        return new PagedLayer(backend, i, width, Math.max(1, blockTokens), gathers.of(width));
+      }),
+    );
+    this.gathers = gathers;
   }
 
-  layer(index: number): KvLayer {
-    const layer = this.layers[index];
-    if (!layer) throw new Error(`layer ${index} has no KV cache`);
-    return layer;
-  }
-
-  get length(): number {
-    return this.layers.find((l) => l)?.length ?? 0;
-  }
-
-  truncate(length: number): void {
-    for (const l of this.layers) l?.truncate(length);
+  override truncate(length: number): void {
+    super.truncate(length);
     this.gathers.invalidate();
   }
 
-  usage(): KvUsage {
-    let deviceBytes = this.gathers.bytes;
-    for (const l of this.layers) deviceBytes += l?.bytes ?? 0;
-    return { deviceBytes, hostBytes: 0, diskBytes: 0 };
+  override usage(): KvUsage {
+    const usage = super.usage();
+    return { ...usage, deviceBytes: usage.deviceBytes + this.gathers.bytes };
   }
 
-  dispose(): void {
-    for (const l of this.layers) l?.dispose();
+  override dispose(): void {
+    super.dispose();
     this.gathers.dispose();
   }
 }
 
-class PagedLayer implements KvLayer {
+class PagedLayer implements MemoryKvLayer {
   private readonly blocks: Block[] = [];
   length = 0;
 

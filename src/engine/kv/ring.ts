@@ -1,7 +1,7 @@
 import { OllmError } from "../../errors.js";
 import type { Backend } from "../backend.js";
 import type { Tensor } from "../tensor.js";
-import type { KvLayer, KvLayerSpec, KvStore, KvUsage, KvView } from "./kv-store.js";
+import { InMemoryKvStore, type KvLayerSpec, type KvView, type MemoryKvLayer } from "./kv-store.js";
 
 /**
  * Backends whose attention honours `kvPositionOffset` (key row j at absolute position offset + j), which a
@@ -20,9 +20,7 @@ export const BACKENDS_WITH_KEY_OFFSET: ReadonlySet<string> = new Set(["cpu"]);
  * the window and masked by it). C ≥ window − 1 + the rows of the chunk, so a chunk's queries find every
  * key of their window.
  */
-export class SlidingWindowKvStore implements KvStore {
-  private readonly layers: (RingLayer | undefined)[];
-
+export class SlidingWindowKvStore extends InMemoryKvStore<RingLayer> {
   constructor(backend: Backend, specs: (KvLayerSpec | undefined)[], windowTokens: number) {
     if (!Number.isInteger(windowTokens) || windowTokens < 1)
       throw new OllmError(
@@ -35,37 +33,11 @@ export class SlidingWindowKvStore implements KvStore {
         `the sliding-window ring buffer needs attention with key position offsets, which the ${backend.name} backend does not implement yet`,
         { hint: 'use the cpu backend, or another kvCacheStrategy such as "paged"' },
       );
-    this.layers = specs.map((s) =>
-      s ? new RingLayer(backend, s.numKvHeads * s.headDim, windowTokens) : undefined,
-    );
-  }
-
-  layer(index: number): KvLayer {
-    const layer = this.layers[index];
-    if (!layer) throw new Error(`layer ${index} has no KV cache`);
-    return layer;
-  }
-
-  get length(): number {
-    return this.layers.find((l) => l)?.length ?? 0;
-  }
-
-  truncate(length: number): void {
-    for (const l of this.layers) l?.truncate(length);
-  }
-
-  usage(): KvUsage {
-    let deviceBytes = 0;
-    for (const l of this.layers) deviceBytes += l?.bytes ?? 0;
-    return { deviceBytes, hostBytes: 0, diskBytes: 0 };
-  }
-
-  dispose(): void {
-    for (const l of this.layers) l?.dispose();
+    super(specs.map((s) => (s ? new RingLayer(backend, s.numKvHeads * s.headDim, windowTokens) : undefined)));
   }
 }
 
-class RingLayer implements KvLayer {
+class RingLayer implements MemoryKvLayer {
   private k: Tensor;
   private v: Tensor;
   /** Slots of the ring (the buffers have 2C rows). */
