@@ -8,6 +8,7 @@
 import { mkdir, open, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GGML_TYPE, type GgufTensor, type GgufValue, writeGguf } from "./gguf.js";
+import { seededRandom } from "./stats.js";
 
 export interface LlamaShape {
   hidden: number;
@@ -53,17 +54,6 @@ export interface RandomCheckpoint {
 }
 
 const POOL_SIZE = 1 << 24;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -202,7 +192,7 @@ export function llamaParameters(s: LlamaShape): number {
 
 /** The pool of bf16 values and its f16 twin. */
 function makePool(seed: number, std: number): { bf16: Uint16Array; f16: Uint16Array } {
-  const next = mulberry32(seed);
+  const next = seededRandom(seed);
   const bf16 = new Uint16Array(POOL_SIZE);
   const f16 = new Uint16Array(POOL_SIZE);
   for (let i = 0; i < POOL_SIZE; i += 2) {

@@ -1,26 +1,12 @@
 /** Random weights in every stored dtype, and the relative error the fast kernels are held to. */
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { bf16Bits as toBf16 } from "../../src/bench/random-checkpoint.js";
+import { seededRandom as rng } from "../../src/bench/stats.js";
+
+export { rng, toBf16 };
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-
-/** f32 -> bf16 bits, round to nearest even. */
-export function toBf16(v: number): number {
-  f32[0] = v;
-  const u = u32[0];
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
 
 /** f32 -> f16 bits (truncating; values here stay inside the f16 range). */
 export function toF16(v: number): number {
