@@ -33,3 +33,10 @@ export * from "./config/index.js";
 export * from "./messages.js";
 export * from "./runtime/index.js";
 export * from "./session.js";
+export { formatBenchTable, runBench } from "./bench/index.js";
+export {
+  planResidency,
+  selectKvStrategy,
+  specializationPasses,
+} from "./engine/residency/index.js";
+export { buildServer, type RunningServer, ServerConfigSchema, startServer } from "./server/index.js";
