@@ -182,16 +182,22 @@ class ResidentKvLayer implements MemoryKvLayer {
     let capacity = this.capacity;
     if (this.step > 0) capacity = Math.ceil(needed / this.step) * this.step;
     else while (capacity < needed) capacity *= 2;
-    const k = this.backend.zeros([capacity, this.width]);
-    const v = this.backend.zeros([capacity, this.width]);
-    if (this.length > 0) {
-      this.backend.writeRows(k, 0, this.backend.sliceRows(this.k, 0, this.length));
-      this.backend.writeRows(v, 0, this.backend.sliceRows(this.v, 0, this.length));
-    }
-    this.k.dispose();
-    this.v.dispose();
-    this.k = k;
-    this.v = v;
+    this.k = regrown(this.backend, this.k, this.length, capacity, this.width);
+    this.v = regrown(this.backend, this.v, this.length, capacity, this.width);
     this.capacity = capacity;
   }
+}
+
+/** A [capacity, width] buffer holding the first `rows` rows of `old`, which is freed. */
+export function regrown(
+  backend: Backend,
+  old: Tensor,
+  rows: number,
+  capacity: number,
+  width: number,
+): Tensor {
+  const fresh = backend.zeros([capacity, width]);
+  if (rows > 0) backend.writeRows(fresh, 0, backend.sliceRows(old, 0, rows));
+  old.dispose();
+  return fresh;
 }

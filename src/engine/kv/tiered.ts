@@ -4,7 +4,14 @@ import type { Tensor } from "../tensor.js";
 import type { KvCacheDir } from "./cache-dir.js";
 import type { ColdTier } from "./cold-tiers.js";
 import { type GatherBuffer, GatherPool } from "./gather.js";
-import type { KvLayer, KvLayerSpec, KvStore, KvUsage, KvView } from "./kv-store.js";
+import {
+  type KvLayer,
+  type KvLayerSpec,
+  type KvStore,
+  type KvUsage,
+  type KvView,
+  regrown,
+} from "./kv-store.js";
 
 export interface TieredKvOptions {
   /** Rows a block holds (the unit moved to the cold tier). */
@@ -357,16 +364,8 @@ class TieredLayer implements KvLayer {
   private grow(needed: number): void {
     let capacity = this.capacity;
     while (capacity < needed) capacity *= 2;
-    const k = this.backend.zeros([capacity, this.width]);
-    const v = this.backend.zeros([capacity, this.width]);
-    if (this.hotRows > 0) {
-      this.backend.writeRows(k, 0, this.backend.sliceRows(this.hotK, 0, this.hotRows));
-      this.backend.writeRows(v, 0, this.backend.sliceRows(this.hotV, 0, this.hotRows));
-    }
-    this.hotK.dispose();
-    this.hotV.dispose();
-    this.hotK = k;
-    this.hotV = v;
+    this.hotK = regrown(this.backend, this.hotK, this.hotRows, capacity, this.width);
+    this.hotV = regrown(this.backend, this.hotV, this.hotRows, capacity, this.width);
     this.capacity = capacity;
   }
 }

@@ -2,7 +2,7 @@ import { OllmError } from "../../../errors.js";
 import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { type CpuKernelOptions, FastKernels, releaseKernelData } from "./kernels/fast-kernels.js";
-import { type WeightData, widenAll, widenInto } from "./widen.js";
+import { typedView, type WeightData, widenAll, widenInto } from "./widen.js";
 import * as columns from "./columns.js";
 import * as deltaRule from "./delta-rule.js";
 import type { HostTensor } from "./host.js";
@@ -37,26 +37,6 @@ function f32(t: Tensor): Float32Array {
   const c = cpu(t);
   if (c.dtype !== "f32") return widenAll(c.dtype, c.data);
   return c.data as Float32Array;
-}
-
-function typedView(bytes: Uint8Array, dtype: DType): WeightData {
-  // Typed arrays need aligned offsets; copy when the source is not aligned.
-  const size = DTYPE_BYTES[dtype];
-  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
-  const { buffer, byteOffset, byteLength } = aligned;
-  switch (dtype) {
-    case "f32":
-      return new Float32Array(buffer, byteOffset, byteLength / 4);
-    case "bf16":
-    case "f16":
-      return new Uint16Array(buffer, byteOffset, byteLength / 2);
-    case "i8":
-      return new Int8Array(buffer, byteOffset, byteLength);
-    case "u8":
-      return new Uint8Array(buffer, byteOffset, byteLength);
-    case "i32":
-      return new Int32Array(buffer, byteOffset, byteLength / 4);
-  }
 }
 
 function wrap(t: HostTensor): CpuTensor {

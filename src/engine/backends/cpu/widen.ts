@@ -1,3 +1,5 @@
+import { DTYPE_BYTES, type DType } from "../../tensor.js";
+
 /** Conversions of stored weight types to f32, row by row into a scratch buffer. */
 
 const f16Table = buildF16Table();
@@ -50,4 +52,24 @@ export function widenAll(dtype: string, src: WeightData): Float32Array {
   const out = new Float32Array(src.length);
   widenInto(dtype, src, 0, src.length, out, new Uint32Array(out.buffer));
   return out;
+}
+
+/** A typed-array view of little-endian bytes in `dtype`; copies when the bytes are not aligned for it. */
+export function typedView(bytes: Uint8Array, dtype: DType): WeightData {
+  const size = DTYPE_BYTES[dtype];
+  const aligned = bytes.byteOffset % size === 0 ? bytes : bytes.slice();
+  const { buffer, byteOffset, byteLength } = aligned;
+  switch (dtype) {
+    case "f32":
+      return new Float32Array(buffer, byteOffset, byteLength / 4);
+    case "bf16":
+    case "f16":
+      return new Uint16Array(buffer, byteOffset, byteLength / 2);
+    case "i8":
+      return new Int8Array(buffer, byteOffset, byteLength);
+    case "u8":
+      return new Uint8Array(buffer, byteOffset, byteLength);
+    case "i32":
+      return new Int32Array(buffer, byteOffset, byteLength / 4);
+  }
 }

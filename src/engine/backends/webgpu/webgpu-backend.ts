@@ -2,7 +2,7 @@
 import { OllmError } from "../../../errors.js";
 import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
-import { type WeightData, widenAll } from "../cpu/widen.js";
+import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
 import * as K from "./kernels.js";
 import {
@@ -98,23 +98,6 @@ interface Held {
 
 function paddedBytes(elements: number, dtype: DType): number {
   return Math.max(16, Math.ceil((elements * DTYPE_BYTES[dtype]) / 16) * 16);
-}
-
-function typed(bytes: Uint8Array, dtype: DType): WeightData {
-  const { buffer, byteOffset, byteLength } = bytes;
-  switch (dtype) {
-    case "f32":
-      return new Float32Array(buffer, byteOffset, byteLength / 4);
-    case "bf16":
-    case "f16":
-      return new Uint16Array(buffer, byteOffset, byteLength / 2);
-    case "i8":
-      return new Int8Array(buffer, byteOffset, byteLength);
-    case "u8":
-      return new Uint8Array(buffer, byteOffset, byteLength);
-    case "i32":
-      return new Int32Array(buffer, byteOffset, byteLength / 4);
-  }
 }
 
 /**
@@ -303,7 +286,7 @@ export class WebGpuBackend implements Backend {
     let rawAt = 0;
     const finishSegment = () => {
       if (!current) return;
-      const values = widenAll(t.dtype, typed(raw, t.dtype));
+      const values = widenAll(t.dtype, typedView(raw, t.dtype));
       out.set(values, written);
       written += values.length;
     };
