@@ -66,6 +66,34 @@ export interface Backend {
   swiglu(gate: Tensor, up: Tensor): Tensor;
   /** gelu_tanh(gate) * up. */
   gegluTanh(gate: Tensor, up: Tensor): Tensor;
+  /**
+   * act(x @ gateᵀ + gateBias) * (x @ upᵀ + upBias): the gate/up half of a gated MLP as one op, so a backend
+   * can read both weights in one pass and never materialise the two projections.
+   */
+  linearGated(
+    x: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    activation: GatedActivation,
+    gateBias?: Tensor,
+    upBias?: Tensor,
+  ): Tensor;
+  /** Several projections of one input (q/k/v): `linear(x, p.weight, p.bias)` for each part, in one op. */
+  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[];
+  /** The residual add followed by RMS norm: sum = a + b, normed = rmsNorm(sum, weight, eps, weightOffset). */
+  addRmsNorm(
+    a: Tensor,
+    b: Tensor,
+    weight: Tensor,
+    eps: number,
+    weightOffset?: number,
+  ): { sum: Tensor; normed: Tensor };
+  /**
+   * Sampling-side reduction of each row of x [rows, cols] so only a few numbers come back per token:
+   * [rows, 2k + 1] holding the indices (as f32, exact below 2^24) of the k largest values in descending
+   * order (ties: lower index first), then those k values, then log(Σ exp(x)) of the row. 1 ≤ k ≤ TOPK_MAX.
+   */
+  topKRows(x: Tensor, k: number): Tensor;
   /** Rotary embedding (rotate-half convention, as in transformers) applied to every head of x. */
   rope(x: Tensor, positions: Int32Array, spec: RopeSpec, options: RopeOptions): Tensor;
   /** Causal attention of q [rows, heads*dim] over k/v [>=kvLength, kvHeads*dim] with GQA. */
@@ -140,6 +168,18 @@ export interface Backend {
     options: DeltaRuleOptions,
   ): { out: Tensor; state: Tensor };
 }
+
+/** One projection of `Backend.linearMany`. */
+export interface LinearPart {
+  weight: Tensor;
+  bias?: Tensor;
+}
+
+/** Activations of a gated MLP: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
+export type GatedActivation = "silu" | "gelu_tanh";
+
+/** Largest k of `Backend.topKRows`. */
+export const TOPK_MAX = 64;
 
 export interface DeltaRuleOptions {
   numKeyHeads: number;

@@ -1,5 +1,5 @@
 import { OllmError } from "../../errors.js";
-import type { RopeSpec } from "../backend.js";
+import type { GatedActivation, RopeSpec } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import type { LayerContext, Weights } from "./family.js";
 
@@ -28,14 +28,18 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
   const b = ctx.backend;
   const kv = ctx.kv;
   if (!kv) throw new OllmError("INTERNAL", "attention layer without a KV cache");
-  let q = b.linear(x, w.get("q_proj.weight"), w.find("q_proj.bias"));
+  let [q, k, v] = b.linearMany(
+    x,
+    ["q_proj", "k_proj", "v_proj"].map((name) => ({
+      weight: w.get(`${name}.weight`),
+      bias: w.find(`${name}.bias`),
+    })),
+  );
   let gate: Tensor | undefined;
   if (spec.outputGate) {
     gate = b.sliceColumns(q, spec.headDim, spec.headDim, 2 * spec.headDim);
     q = b.sliceColumns(q, 0, spec.headDim, 2 * spec.headDim);
   }
-  let k = b.linear(x, w.get("k_proj.weight"), w.find("k_proj.bias"));
-  const v = b.linear(x, w.get("v_proj.weight"), w.find("v_proj.bias"));
   if (spec.qkNorm) {
     q = b.rmsNorm(q, w.get("q_norm.weight"), spec.qkNorm.eps, spec.qkNorm.weightOffset);
     k = b.rmsNorm(k, w.get("k_norm.weight"), spec.qkNorm.eps, spec.qkNorm.weightOffset);
@@ -61,14 +65,19 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
   return b.linear(attended, w.get("o_proj.weight"), w.find("o_proj.bias"));
 }
 
-export type GatedActivation = "silu" | "gelu_tanh";
+export type { GatedActivation };
 
 /** gate/up/down MLP: down(act(gate(x)) * up(x)). */
 export function gatedMlp(x: Tensor, w: Weights, ctx: LayerContext, activation: GatedActivation): Tensor {
   const b = ctx.backend;
-  const gate = b.linear(x, w.get("gate_proj.weight"), w.find("gate_proj.bias"));
-  const up = b.linear(x, w.get("up_proj.weight"), w.find("up_proj.bias"));
-  const h = activation === "silu" ? b.swiglu(gate, up) : b.gegluTanh(gate, up);
+  const h = b.linearGated(
+    x,
+    w.get("gate_proj.weight"),
+    w.get("up_proj.weight"),
+    activation,
+    w.find("gate_proj.bias"),
+    w.find("up_proj.bias"),
+  );
   return b.linear(h, w.get("down_proj.weight"), w.find("down_proj.bias"));
 }
 

@@ -65,8 +65,13 @@ export class PreNormDecoder implements CausalLM {
     const eps = this.config.rms_norm_eps;
     const spec = { ...this.attention, window: this.options.windowOf?.(index) };
     const attnIn = b.rmsNorm(hidden, w.get("input_layernorm.weight"), eps);
-    const h = b.add(hidden, selfAttention(attnIn, scoped(w, "self_attn."), ctx, spec));
-    const mlpIn = b.rmsNorm(h, w.get("post_attention_layernorm.weight"), eps);
+    const attended = selfAttention(attnIn, scoped(w, "self_attn."), ctx, spec);
+    const { sum: h, normed: mlpIn } = b.addRmsNorm(
+      hidden,
+      attended,
+      w.get("post_attention_layernorm.weight"),
+      eps,
+    );
     return b.add(h, gatedMlp(mlpIn, scoped(w, "mlp."), ctx, this.activation));
   }
 

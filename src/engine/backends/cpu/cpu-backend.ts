@@ -1,5 +1,14 @@
 import { OllmError } from "../../../errors.js";
-import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
+import type {
+  AttentionOptions,
+  Backend,
+  DeltaRuleOptions,
+  GatedActivation,
+  LinearPart,
+  RopeOptions,
+  RopeSpec,
+} from "../../backend.js";
+import { topKRowsHost } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { type CpuKernelOptions, FastKernels, releaseKernelData } from "./kernels/fast-kernels.js";
 import { typedView, type WeightData, widenAll, widenInto } from "./widen.js";
@@ -162,6 +171,33 @@ export class CpuBackend implements Backend {
     const out = new Float32Array(xs.length);
     for (let i = 0; i < xs.length; i++) out[i] = xs[i] * factor;
     return new CpuTensor(a.shape, "f32", out);
+  }
+
+  linearGated(
+    x: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    activation: GatedActivation,
+    gateBias?: Tensor,
+    upBias?: Tensor,
+  ): Tensor {
+    const g = this.linear(x, gate, gateBias);
+    const u = this.linear(x, up, upBias);
+    return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
+  }
+
+  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+    return parts.map((p) => this.linear(x, p.weight, p.bias));
+  }
+
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, weightOffset = 0) {
+    const sum = this.add(a, b);
+    return { sum, normed: this.rmsNorm(sum, weight, eps, weightOffset) };
+  }
+
+  topKRows(x: Tensor, k: number): Tensor {
+    const [rows, cols] = rowsOf(x);
+    return new CpuTensor([rows, 2 * k + 1], "f32", topKRowsHost(f32(x), rows, cols, k));
   }
 
   swiglu(gate: Tensor, up: Tensor): Tensor {

@@ -1,6 +1,15 @@
 /// <reference types="@webgpu/types" />
 import { OllmError } from "../../../errors.js";
-import type { AttentionOptions, Backend, DeltaRuleOptions, RopeOptions, RopeSpec } from "../../backend.js";
+import type {
+  AttentionOptions,
+  Backend,
+  DeltaRuleOptions,
+  GatedActivation,
+  LinearPart,
+  RopeOptions,
+  RopeSpec,
+} from "../../backend.js";
+import { topKRowsHost } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
@@ -466,6 +475,34 @@ export class WebGpuBackend implements Backend {
 
   mul(a: Tensor, b: Tensor): Tensor {
     return this.binary("mul", a, b);
+  }
+
+  linearGated(
+    x: Tensor,
+    gate: Tensor,
+    up: Tensor,
+    activation: GatedActivation,
+    gateBias?: Tensor,
+    upBias?: Tensor,
+  ): Tensor {
+    const g = this.linear(x, gate, gateBias);
+    const u = this.linear(x, up, upBias);
+    return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
+  }
+
+  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+    return parts.map((p) => this.linear(x, p.weight, p.bias));
+  }
+
+  addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, weightOffset = 0) {
+    const sum = this.add(a, b);
+    return { sum, normed: this.rmsNorm(sum, weight, eps, weightOffset) };
+  }
+
+  // TODO(webgpu helper): a GPU reduction; this placeholder reads the whole tensor back.
+  topKRows(x: Tensor, k: number): Tensor {
+    void topKRowsHost;
+    throw new OllmError("NOT_IMPLEMENTED", `topKRows(${k}) on webgpu for [${x.shape}]`);
   }
 
   swiglu(gate: Tensor, up: Tensor): Tensor {
