@@ -88,21 +88,20 @@ run("WebGPU ops match the CPU backend", () => {
     });
   });
 
-  it("every GEMV variant (threads per output × loads in flight) and the tuner", async () => {
-    const tuned = (g as unknown as { gemvTuned: Map<string, { tpr: number; unroll: number }> }).gemvTuned;
+  it("every GEMV variant (threads per output row × loads in flight) and the tuner", async () => {
+    const tuned = (g as unknown as { gemvTuned: Map<string, { wg: number; unroll: number }> }).gemvTuned;
     const variants: [number, number][] = [
-      [4, 1],
-      [16, 8],
-      [32, 4],
-      [64, 2],
+      [32, 1],
+      [64, 4],
+      [128, 2],
       [256, 1],
     ];
     const [wc, wg] = pair(g, random(24 * 512, 7, 0.5), [24, 512], "bf16");
-    for (const rows of [1, 3]) {
+    for (const rows of [1, 3, 6]) {
       const [xc, xg] = pair(g, random(rows * 512, 8), [rows, 512]);
       const want = cpu.linear(xc, wc);
-      for (const [tpr, unroll] of variants) {
-        tuned.set("bf16:24:512:true", { tpr, unroll });
+      for (const [wgSize, unroll] of variants) {
+        tuned.set("bf16:24:512", { wg: wgSize, unroll });
         await compare(g.linear(xg, wg), want);
       }
     }
@@ -112,6 +111,33 @@ run("WebGPU ops match the CPU backend", () => {
     const [wc2, wg2] = pair(g, random(40 * 64, 9), [40, 64], "bf16");
     const [xc2, xg2] = pair(g, random(64, 10), [1, 64]);
     await compare(g.linear(xg2, wg2), cpu.linear(xc2, wc2));
+  });
+
+  describe.each(["bf16", "f16", "f32", "i8"] as DType[])("fused GEMV, %s weights", (dtype) => {
+    it.each([
+      [1, 64, true],
+      [3, 128, false],
+      [6, 40, true],
+      [2, 37, false],
+    ])("rows %i, in %i, biases %s: linearMany (q/k/v) and linearGated (silu, gelu_tanh)", async (rows, inDim, withBias) => {
+      const [xc, xg] = pair(g, random(rows * inDim, rows * 3 + inDim), [rows, inDim]);
+      const sizes = [48, 16, 16];
+      const weights = sizes.map((n, i) => pair(g, random(n * inDim, 50 + i, 0.5), [n, inDim], dtype));
+      const biases = sizes.map((n, i) => pair(g, random(n, 60 + i), [n], "bf16"));
+      const parts = (side: 0 | 1) =>
+        weights.map((w, i) => ({ weight: w[side], bias: withBias ? biases[i][side] : undefined }));
+      const got = g.linearMany(xg, parts(1));
+      const want = cpu.linearMany(xc, parts(0));
+      for (let i = 0; i < sizes.length; i++) await compare(got[i], want[i]);
+      const [gate, up] = [48, 48].map((n, i) => pair(g, random(n * inDim, 70 + i, 0.5), [n, inDim], dtype));
+      for (const act of ["silu", "gelu_tanh"] as const) {
+        const gb = withBias ? biases[0] : undefined;
+        await compare(
+          g.linearGated(xg, gate[1], up[1], act, gb?.[1], gb?.[1]),
+          cpu.linearGated(xc, gate[0], up[0], act, gb?.[0], gb?.[0]),
+        );
+      }
+    });
   });
 
   it("linear and embedding over weights split into many buffers", async () => {

@@ -98,7 +98,7 @@ interface ModelResult {
   weightBytes: number;
   loadSeconds: number;
   uploadGBps: number;
-  tuned: Record<string, { tpr: number; unroll: number; gbps: number }>;
+  tuned: Record<string, { wg: number; unroll: number; gbps: number }>;
   decodeTokS: number;
   decodePipelinedTokS: number;
   decodeRecordMsPerToken: number;
@@ -141,7 +141,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   ] as [string, number, number][]) {
     tuned[name] = await backend.tuneGemv("bf16", n, k);
     log(
-      `  tune ${name} [${n}x${k}]: tpr ${tuned[name].tpr} unroll ${tuned[name].unroll} → ${tuned[name].gbps.toFixed(0)} GB/s`,
+      `  tune ${name} [${n}x${k}]: wg ${tuned[name].wg} unroll ${tuned[name].unroll} → ${tuned[name].gbps.toFixed(0)} GB/s`,
     );
   }
 

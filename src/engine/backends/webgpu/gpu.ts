@@ -36,6 +36,7 @@ export interface GpuContext {
     maxComputeWorkgroupStorageSize: number;
     maxComputeInvocationsPerWorkgroup: number;
     maxComputeWorkgroupsPerDimension: number;
+    maxStorageBuffersPerShaderStage: number;
   };
   /** Keeps the Dawn instance alive as long as the context is. */
   readonly instance: GPU;
@@ -219,6 +220,7 @@ export async function openGpu(options: GpuDeviceOptions = {}): Promise<GpuContex
       maxComputeWorkgroupStorageSize: dl.maxComputeWorkgroupStorageSize,
       maxComputeInvocationsPerWorkgroup: dl.maxComputeInvocationsPerWorkgroup,
       maxComputeWorkgroupsPerDimension: dl.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: dl.maxStorageBuffersPerShaderStage,
     },
     instance: c.instance,
   };

@@ -45,7 +45,7 @@ function memo<A extends any[]>(make: (...args: A) => KernelSource): (...args: A)
   };
 }
 
-function build(
+export function build(
   key: string,
   params: [string, ParamType][],
   bindings: BindingDecl[],
@@ -110,7 +110,7 @@ export function loader(name: string, dtype: DType): string {
 }
 
 /** Uniform parameters of type u32, in order. */
-const u32s = (...names: string[]): [string, ParamType][] => names.map((n) => [n, "u32"]);
+export const u32s = (...names: string[]): [string, ParamType][] => names.map((n) => [n, "u32"]);
 
 /** A read-only input of `dtype`. */
 const r = (name: string, dtype: DType): BindingDecl => ({ name, access: "read", type: bindType(dtype) });
@@ -125,7 +125,7 @@ const MAIN_1D = `@compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
   let i = ${LINEAR_WG} * 256u + l;`;
 
-const SAFE_MATH = `
+export const SAFE_MATH = `
 fn tanh_s(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); return sign(x) * (1.0 - e) / (1.0 + e); }
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }`;
 
@@ -206,12 +206,16 @@ ${MAIN_1D}
   );
 }
 
+/** gelu with the tanh approximation of x (an expression; needs SAFE_MATH). */
+export const GELU_TANH = (x: string) =>
+  `0.5 * ${x} * (1.0 + tanh_s(0.7978845608028654 * (${x} + 0.044715 * ${x} * ${x} * ${x})))`;
+
 export type BinaryOp = "add" | "mul" | "swiglu" | "geglu" | "sigmoidGate";
 const BINARY: Record<BinaryOp, string> = {
   add: "a + b",
   mul: "a * b",
   swiglu: "(a / (1.0 + exp(-a))) * b",
-  geglu: "0.5 * a * (1.0 + tanh_s(0.7978845608028654 * (a + 0.044715 * a * a * a))) * b",
+  geglu: `${GELU_TANH("a")} * b`,
   sigmoidGate: "a * sigmoid(b)",
 };
 
@@ -460,8 +464,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
   );
 }
 
-const XV = "fn xv(e: u32) -> vec4<f32> { return vec4<f32>(X[e], X[e + 1u], X[e + 2u], X[e + 3u]); }";
-
 /** Elements per vec4<u32> load of a weight dtype. */
 export function elementsPerVec4(dtype: DType): number {
   switch (dtype) {
@@ -478,7 +480,10 @@ export function elementsPerVec4(dtype: DType): number {
 }
 
 /** dot of one vec4<u32> of weights with the matching x values (read from X as vec4<f32> at xb). */
-function dotUnit(dtype: DType): string {
+/** x[e..e+4) from an f32 array as a vec4 (four scalar loads). */
+export const XV = "fn xv(e: u32) -> vec4<f32> { return vec4<f32>(X[e], X[e + 1u], X[e + 2u], X[e + 3u]); }";
+
+export function vecDot(dtype: DType): string {
   const bf = (v: string) => `bitcast<f32>(${v} << 16u), bitcast<f32>(${v} & 0xffff0000u)`;
   const i8 = (v: string, signed: boolean) => {
     const e = (k: number) =>
@@ -500,114 +505,6 @@ function dotUnit(dtype: DType): string {
       return `return dot(${i8("w.x", s)}, xv(xb)) + dot(${i8("w.y", s)}, xv(xb + 4u)) + dot(${i8("w.z", s)}, xv(xb + 8u)) + dot(${i8("w.w", s)}, xv(xb + 12u));`;
     }
   }
-}
-
-export interface GemvVariant {
-  dtype: DType;
-  /** Rows of x handled together (each weight load is used this many times). */
-  rows: number;
-  /** Threads that share one output (split the reduction over K). */
-  tpr: number;
-  /** Workgroup size. */
-  wg: number;
-  /** vec4<u32> weight loads (needs K and offsets aligned to elementsPerVec4). */
-  vec: boolean;
-  /** Weight loads issued per thread before accumulating (memory-level parallelism). */
-  unroll: number;
-  /** Subgroup size to reduce with subgroupAdd (0: workgroup memory only). Must divide tpr. */
-  subgroup: number;
-  bias: DType | undefined;
-}
-
-/**
- * GEMV for few rows: y[m, n] = Σ_k x[m, k] · W[n, k] (+ b[n]). `tpr` threads per output stride over K
- * with vectorised weight loads (`unroll` in flight), then reduce: subgroupAdd within subgroups, workgroup
- * memory across them.
- */
-function gemvKernelImpl(v: GemvVariant): KernelSource {
-  const epu = elementsPerVec4(v.dtype);
-  const bindings: BindingDecl[] = [
-    rf("X"),
-    { name: "W", access: "read", type: v.vec ? "vec4<u32>" : bindType(v.dtype) },
-    w("Y"),
-    ...biasBinding(v.bias),
-  ];
-  const rows = v.rows;
-  const accInit = Array.from({ length: rows }, () => "0.0").join(", ");
-  const U = v.unroll;
-  const step = (u: string) =>
-    v.vec
-      ? `{ let w = W[wrow + ${u}]; for (var m = 0u; m < MR; m++) { acc[m] += dotu(w, p.xo + m * p.K + (${u}) * ${epu}u); } }`
-      : `{ let wv = W_at(wrow + ${u}); for (var m = 0u; m < MR; m++) { acc[m] += wv * X[p.xo + m * p.K + ${u}]; } }`;
-  const loads = Array.from({ length: U }, (_, j) => (j === 0 ? "u" : `u + ${j}u * TPR`));
-  const inner = `let units = ${v.vec ? `p.K / ${epu}u` : "p.K"};
-    let wrow = ${v.vec ? `p.wo / ${epu}u + o * units` : "p.wo + o * p.K"};
-    var u = lane;
-    ${U > 1 ? `for (; u + ${U - 1}u * TPR < units; u += ${U}u * TPR) {\n      ${loads.map(step).join("\n      ")}\n    }` : ""}
-    for (; u < units; u += TPR) ${step("u")}`;
-  const sg = v.subgroup;
-  const groupsPerRow = sg > 0 ? v.tpr / sg : v.tpr;
-  const biasTerm = v.bias ? " + B_at(p.bo + p.no + o)" : "";
-  let reduce: string;
-  if (sg > 0 && groupsPerRow === 1) {
-    reduce = `for (var m = 0u; m < MR; m++) {
-    let s = subgroupAdd(acc[m]);
-    if (lane == 0u && valid) { Y[p.yo + m * p.ldy + p.no + o] = s${biasTerm}; }
-  }`;
-  } else if (sg > 0) {
-    reduce = `for (var m = 0u; m < MR; m++) {
-    let s = subgroupAdd(acc[m]);
-    if (l % ${sg}u == 0u) { red[m * NSG + l / ${sg}u] = s; }
-  }
-  workgroupBarrier();
-  if (lane == 0u && valid) {
-    for (var m = 0u; m < MR; m++) {
-      var t = 0.0;
-      for (var j = 0u; j < ${groupsPerRow}u; j++) { t += red[m * NSG + l / ${sg}u + j]; }
-      Y[p.yo + m * p.ldy + p.no + o] = t${biasTerm};
-    }
-  }`;
-  } else {
-    reduce = `for (var m = 0u; m < MR; m++) { red[m * WG + l] = acc[m]; }
-  workgroupBarrier();
-  for (var st = TPR / 2u; st > 0u; st >>= 1u) {
-    if (lane < st) { for (var m = 0u; m < MR; m++) { red[m * WG + l] += red[m * WG + l + st]; } }
-    workgroupBarrier();
-  }
-  if (lane == 0u && valid) {
-    for (var m = 0u; m < MR; m++) { Y[p.yo + m * p.ldy + p.no + o] = red[m * WG + l]${biasTerm}; }
-  }`;
-  }
-  const shared =
-    sg > 0 && groupsPerRow === 1
-      ? ""
-      : sg > 0
-        ? `const NSG: u32 = WG / ${sg}u;\nvar<workgroup> red: array<f32, NSG * MR>;`
-        : "var<workgroup> red: array<f32, WG * MR>;";
-  return build(
-    `gemv:${v.dtype}:${rows}:${v.tpr}:${v.wg}:${v.vec}:${U}:${sg}:${v.bias ?? "-"}`,
-    u32s("K", "N", "xo", "wo", "yo", "no", "bo", "ldy"),
-    bindings,
-    `${v.vec ? `${XV}\nfn dotu(w: vec4<u32>, xb: u32) -> f32 { ${dotUnit(v.dtype)} }` : loader("W", v.dtype)}
-${biasLoader(v.bias)}
-const WG: u32 = ${v.wg}u;
-const TPR: u32 = ${v.tpr}u;
-const RPW: u32 = WG / TPR;
-const MR: u32 = ${rows}u;
-${shared}
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
-  let o = ${LINEAR_WG} * RPW + l / TPR;
-  let lane = l % TPR;
-  let valid = o < p.N;
-  var acc = array<f32, MR>(${accInit});
-  if (valid) {
-    ${inner}
-  }
-  ${reduce}
-}`,
-    { subgroups: sg > 0 },
-  );
 }
 
 export interface GemmVariant {
@@ -912,7 +809,6 @@ export const rmsNormKernel = memo(rmsNormKernelImpl);
 export const ropeKernel = memo(ropeKernelImpl);
 export const attentionPartialKernel = memo(attentionPartialKernelImpl);
 export const attentionCombineKernel = memo(attentionCombineKernelImpl);
-export const gemvKernel = memo(gemvKernelImpl);
 export const gemmKernel = memo(gemmKernelImpl);
 export const gemvTransposedKernel = memo(gemvTransposedKernelImpl);
 export const mxfp4Kernel = memo(mxfp4KernelImpl);

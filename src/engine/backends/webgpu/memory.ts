@@ -291,6 +291,11 @@ export class ActivationHeap {
     return block;
   }
 
+  /** Whether the block lies in one of this heap's pages. */
+  owns(block: HeapBlock): boolean {
+    return this.pages.includes(block.buffer);
+  }
+
   release(block: HeapBlock): void {
     this.liveBytes -= block.size;
     let list = this.free.get(block.size);

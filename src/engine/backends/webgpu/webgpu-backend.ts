@@ -13,6 +13,7 @@ import { topKRowsHost } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
+import { GEMV_BLOCK_ROWS, GEMV_MAX_PARTS, gemvBindings, gemvBlockKernel } from "./gemv.js";
 import * as K from "./kernels.js";
 import {
   ActivationHeap,
@@ -105,6 +106,17 @@ interface Held {
   block?: HeapBlock;
 }
 
+/** One weight of a block GEMV dispatch: rows [no, no + n) of an output with row stride ldy. */
+interface GemvPart {
+  seg: Segment;
+  dtype: DType;
+  n: number;
+  no: number;
+  ldy: number;
+  bias: WebGpuTensor | undefined;
+  out: WebGpuTensor;
+}
+
 function paddedBytes(elements: number, dtype: DType): number {
   return Math.max(16, Math.ceil((elements * DTYPE_BYTES[dtype]) / 16) * 16);
 }
@@ -123,6 +135,8 @@ export class WebGpuBackend implements Backend {
   private readonly staging: StagingRing;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly heap: ActivationHeap;
+  /** Pages of GEMV outputs whose input sits in a page of `heap` (see allocApart). */
+  private readonly apartHeap: ActivationHeap;
   private readonly bindGroups = new Map<string, { pipeline: GPUComputePipeline; group: GPUBindGroup }>();
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
@@ -152,7 +166,9 @@ export class WebGpuBackend implements Backend {
       gpu.limits.minStorageBufferOffsetAlignment,
     );
     this.pool = new BufferPool(this.device, options.poolBytes ?? 1 << 30);
-    this.heap = new ActivationHeap(this.device, Math.min(gpu.limits.maxStorageBufferBindingSize, 128 << 20));
+    const pageBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, 128 << 20);
+    this.heap = new ActivationHeap(this.device, pageBytes);
+    this.apartHeap = new ActivationHeap(this.device, pageBytes);
     this.arena = new ParamArena(this.device, align);
     this.staging = new StagingRing(
       this.device,
@@ -211,7 +227,7 @@ export class WebGpuBackend implements Backend {
       gpuMs: this.counters.gpuSamples > 0 ? this.counters.gpuNs / 1e6 : undefined,
       uploadBytes: this.staging.uploadedBytes,
       uploadMs: this.staging.uploadMs,
-      peakActivationBytes: this.pool.peakBytes + this.heap.peakBytes,
+      peakActivationBytes: this.pool.peakBytes + this.heap.peakBytes + this.apartHeap.peakBytes,
       pipelines: this.pipelines.size,
     };
   }
@@ -332,6 +348,7 @@ export class WebGpuBackend implements Backend {
     await this.sync().catch(() => undefined);
     this.pool.clear();
     this.heap.destroy();
+    this.apartHeap.destroy();
     this.bindGroups.clear();
     this.staging.destroy();
     this.device.destroy();
@@ -368,7 +385,7 @@ export class WebGpuBackend implements Backend {
     const outDim = numel(wt.shape) / wIn;
     if (wIn !== inDim)
       throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
-    const out = this.alloc([rows, outDim]);
+    const out = rows <= GEMV_MAX_ROWS ? this.allocApart([rows, outDim], xs) : this.alloc([rows, outDim]);
     if (rows === 0 || outDim === 0) return out;
     const b = bias ? this.gpuTensor(bias) : undefined;
     const unitRows = wt.shape.length > 2 ? outDim / wt.shape[0] : 1;
@@ -485,13 +502,115 @@ export class WebGpuBackend implements Backend {
     gateBias?: Tensor,
     upBias?: Tensor,
   ): Tensor {
+    const xs = this.f32(x);
+    const parts = this.gemvParts(xs, [
+      { weight: gate, bias: gateBias },
+      { weight: up, bias: upBias },
+    ]);
+    if (parts && parts[0].n === parts[1].n && this.gemvFits(parts, true)) {
+      const out = this.allocApart([rowsOf(xs)[0], parts[0].n], xs);
+      for (const part of parts) part.out = out;
+      this.gemvBlock(xs, parts, activation);
+      return out;
+    }
     const g = this.linear(x, gate, gateBias);
     const u = this.linear(x, up, upBias);
     return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
   }
 
   linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
-    return parts.map((p) => this.linear(x, p.weight, p.bias));
+    const xs = this.f32(x);
+    const fused = parts.length <= GEMV_MAX_PARTS ? this.gemvParts(xs, parts) : undefined;
+    if (!fused || !this.gemvFits(fused, false)) return parts.map((p) => this.linear(x, p.weight, p.bias));
+    const rows = rowsOf(xs)[0];
+    const outs = fused.map((part) => {
+      part.out = this.allocApart([rows, part.n], xs);
+      return part.out;
+    });
+    this.gemvBlock(xs, fused);
+    return outs;
+  }
+
+  /**
+   * The parts of a fused GEMV (few rows; every weight 2-D [n, K] in one buffer, one dtype), or undefined when
+   * the fused kernel does not apply. Outputs are filled in by the caller.
+   */
+  private gemvParts(x: WebGpuTensor, parts: readonly LinearPart[]): GemvPart[] | undefined {
+    const [rows, k] = rowsOf(x);
+    if (rows === 0 || rows > GEMV_MAX_ROWS || parts.length === 0) return undefined;
+    const dtype = parts[0].weight.dtype;
+    const out: GemvPart[] = [];
+    for (const p of parts) {
+      const w = this.gpuTensor(p.weight);
+      const b = p.bias ? this.gpuTensor(p.bias) : undefined;
+      if (w.dtype !== dtype || w.shape.length !== 2 || w.shape[1] !== k || w.segments.length !== 1)
+        return undefined;
+      if (b && (b.segments.length !== 1 || numel(b.shape) !== w.shape[0])) return undefined;
+      out.push({
+        seg: w.one,
+        dtype,
+        n: w.shape[0],
+        no: 0,
+        ldy: w.shape[0],
+        bias: b,
+        out: undefined as unknown as WebGpuTensor,
+      });
+    }
+    return out;
+  }
+
+  /** Whether a fused GEMV's storage bindings fit the adapter's per-stage limit. */
+  private gemvFits(parts: GemvPart[], gated: boolean): boolean {
+    const biases = parts.filter((p) => p.bias).length;
+    return gemvBindings(parts.length, gated, biases) <= this.gpu.limits.maxStorageBuffersPerShaderStage;
+  }
+
+  /**
+   * Records the block GEMV (see gemv.ts) for every part over x's rows, GEMV_BLOCK_ROWS rows per dispatch:
+   * one output per part, or act(gate)·up into parts[0].out when `gated`.
+   */
+  private gemvBlock(x: WebGpuTensor, parts: GemvPart[], gated?: GatedActivation): void {
+    const [rows, k] = rowsOf(x);
+    const dtype = parts[0].dtype;
+    const epu = K.elementsPerVec4(dtype);
+    const wVec = k % epu === 0 && parts.every((p) => p.seg.offset % epu === 0);
+    const outs = gated ? [parts[0].out] : parts.map((p) => p.out);
+    const apart = outs.every((o) => o.one.buffer !== x.one.buffer);
+    const { wg, unroll } = this.gemvShape(dtype, parts[0].n, k);
+    const sg = this.gpu.subgroupSize;
+    const subgroup = this.useSubgroups && sg >= 4 && sg <= wg && wg % sg === 0 ? sg : 0;
+    const total = gated ? parts[0].n : parts.reduce((t, p) => t + p.n, 0);
+    for (let r0 = 0; r0 < rows; r0 += GEMV_BLOCK_ROWS) {
+      const mr = Math.min(GEMV_BLOCK_ROWS, rows - r0);
+      const xo = x.one.offset + r0 * k;
+      const xVec = apart && wVec && k % 4 === 0 && xo % 4 === 0;
+      const params = [k, xo];
+      for (const p of parts)
+        params.push(p.n, p.seg.offset, p.out.one.offset + r0 * p.ldy, p.no, p.ldy, p.bias?.one.offset ?? 0);
+      const bindings: Binding[] = [
+        x.one.buffer,
+        ...parts.map((p) => p.seg.buffer),
+        ...outs.map((o) => o.one.buffer),
+      ];
+      for (const p of parts) if (p.bias) bindings.push(p.bias.one.buffer);
+      this.dispatch(
+        gemvBlockKernel({
+          dtype,
+          rows: mr,
+          wg,
+          unroll,
+          wVec,
+          xVec,
+          subgroup,
+          parts: parts.length,
+          gated,
+          bias: parts.map((p) => p.bias?.dtype),
+        }),
+        bindings,
+        params,
+        this.grid(total),
+      );
+    }
   }
 
   addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, weightOffset = 0) {
@@ -958,20 +1077,7 @@ export class WebGpuBackend implements Backend {
         return;
       }
     } else if (rows <= GEMV_MAX_ROWS) {
-      const epu = K.elementsPerVec4(dtype);
-      const vec = k % epu === 0 && seg.offset % epu === 0 && x.one.offset % 4 === 0;
-      const { tpr, unroll } = this.gemvShape(dtype, n, k, vec);
-      const subgroup = this.subgroupFor(tpr);
-      const wg = Math.max(256, tpr);
-      for (let r0 = 0; r0 < rows; r0 += 4) {
-        const mr = Math.min(4, rows - r0);
-        this.dispatch(
-          K.gemvKernel({ dtype, rows: mr, tpr, wg, vec, unroll, subgroup, bias: bias?.dtype }),
-          bindings(x.one.buffer),
-          [k, n, x.one.offset + r0 * k, seg.offset, out.one.offset + r0 * ldy, no, bo, ldy],
-          this.grid(Math.ceil(n / (wg / tpr))),
-        );
-      }
+      this.gemvBlock(x, [{ seg, dtype, n, no, ldy, bias, out }]);
       return;
     }
     const big = rows >= 128 && n >= 128;
@@ -984,25 +1090,22 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  /** Threads per output and loads in flight for a GEMV shape: tuned (see `tuneGemv`) or a default. */
-  private gemvShape(dtype: DType, n: number, k: number, vec: boolean): { tpr: number; unroll: number } {
-    const tuned = this.gemvTuned.get(`${dtype}:${n}:${k}:${vec}`);
+  /** Threads per output row and loads in flight for a GEMV shape: tuned (see `tuneGemv`) or a default. */
+  private gemvShape(dtype: DType, n: number, k: number): { wg: number; unroll: number } {
+    const tuned = this.gemvTuned.get(`${dtype}:${n}:${k}`);
     if (tuned) return tuned;
-    const units = vec ? k / K.elementsPerVec4(dtype) : k;
-    let tpr = 32;
-    while (tpr > 4 && tpr / 2 >= units) tpr /= 2;
-    return { tpr, unroll: units >= tpr * 8 ? 4 : 1 };
+    // 128 threads with 2 loads in flight was the best or within ~10% of it on every decode shape measured
+    // on the H200 (tools/bench-gpu/probe.ts); narrow rows get fewer threads.
+    const units = k / K.elementsPerVec4(dtype);
+    let wg = 128;
+    while (wg > 32 && wg / 2 >= units) wg /= 2;
+    return { wg, unroll: units >= wg * 4 ? 2 : 1 };
   }
 
-  private subgroupFor(tpr: number): number {
-    const sg = this.gpu.subgroupSize;
-    return this.useSubgroups && sg >= 8 && sg <= tpr && tpr % sg === 0 ? sg : 0;
-  }
-
-  private readonly gemvTuned = new Map<string, { tpr: number; unroll: number }>();
+  private readonly gemvTuned = new Map<string, { wg: number; unroll: number }>();
 
   /**
-   * Times GEMV variants (threads per output × loads in flight) for one weight shape on this adapter and
+   * Times GEMV variants (threads per output row × loads in flight) for one weight shape on this adapter and
    * keeps the fastest for decode. Weights are rotated over ≥ 256 MiB so the timing is of memory, not L2.
    */
   async tuneGemv(
@@ -1010,10 +1113,7 @@ export class WebGpuBackend implements Backend {
     n: number,
     k: number,
     options: { maxReps?: number } = {},
-  ): Promise<{ tpr: number; unroll: number; gbps: number }> {
-    const epu = K.elementsPerVec4(dtype);
-    const vec = k % epu === 0;
-    const units = vec ? k / epu : k;
+  ): Promise<{ wg: number; unroll: number; gbps: number }> {
     const bytes = n * k * DTYPE_BYTES[dtype];
     const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
     const size = paddedBytes(n * k, dtype);
@@ -1024,34 +1124,31 @@ export class WebGpuBackend implements Backend {
       );
     });
     const x = this.zeros([1, k]) as WebGpuTensor;
-    const out = this.alloc([1, n]);
+    const out = this.allocApart([1, n], x);
     const reps = Math.max(copies, Math.min(options.maxReps ?? 400, Math.ceil(4e9 / bytes)));
-    const candidates: { tpr: number; unroll: number }[] = [];
-    for (const tpr of [8, 16, 32, 64, 128, 256]) {
-      if (tpr > Math.max(4, units)) continue;
-      for (const unroll of [1, 2, 4, 8]) if (units >= tpr * unroll) candidates.push({ tpr, unroll });
-    }
-    if (candidates.length === 0) candidates.push({ tpr: 4, unroll: 1 });
+    const candidates: { wg: number; unroll: number }[] = [];
+    for (const wg of [32, 64, 128, 256]) for (const unroll of [1, 2, 4]) candidates.push({ wg, unroll });
     let best = { ...candidates[0], seconds: Number.POSITIVE_INFINITY };
+    const key = `${dtype}:${n}:${k}`;
     for (const c of candidates) {
-      this.gemvTuned.set(`${dtype}:${n}:${k}:${vec}`, c);
+      this.gemvTuned.set(key, c);
       for (let trial = 0; trial < 2; trial++) {
         await this.sync();
         const t0 = performance.now();
         for (let i = 0; i < reps; i++) {
           const w = weights[i % copies];
-          this.matmulSegment(x, dtype, { ...w.one }, 0, n, k, n, out, undefined, false);
+          this.gemvBlock(x, [{ seg: w.one, dtype, n, no: 0, ldy: n, bias: undefined, out }]);
         }
         await this.sync();
         const seconds = (performance.now() - t0) / 1000 / reps;
         if (seconds < best.seconds) best = { ...c, seconds };
       }
     }
-    this.gemvTuned.set(`${dtype}:${n}:${k}:${vec}`, { tpr: best.tpr, unroll: best.unroll });
+    this.gemvTuned.set(key, { wg: best.wg, unroll: best.unroll });
     for (const w of weights) w.dispose();
     x.dispose();
     out.dispose();
-    return { tpr: best.tpr, unroll: best.unroll, gbps: bytes / best.seconds / 1e9 };
+    return { wg: best.wg, unroll: best.unroll, gbps: bytes / best.seconds / 1e9 };
   }
 
   private ropeTable(spec: RopeSpec, positions: Int32Array, half: number): ArenaSlice {
@@ -1113,6 +1210,21 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  /**
+   * A fresh f32 activation in a different buffer from `x`, so a GEMV can bind x as vec4<f32> read-only
+   * beside its output (one buffer cannot be bound read-only and writable in one dispatch).
+   */
+  private allocApart(shape: readonly number[], x: WebGpuTensor): WebGpuTensor {
+    const out = this.alloc(shape);
+    if (out.segments[0].buffer !== x.segments[0]?.buffer) return out;
+    const bytes = paddedBytes(numel(shape), "f32");
+    const block = this.apartHeap.acquire(bytes);
+    out.dispose();
+    if (!block) return this.alloc(shape);
+    const seg = { buffer: block.buffer, offset: block.offset / 4, unitStart: 0, units: shape[0] ?? 1 };
+    return this.track(new WebGpuTensor(this, [...shape], "f32", [seg], "heap", undefined, block));
+  }
+
   private track(t: WebGpuTensor): WebGpuTensor {
     this.registry.register(t, this.held(t), t);
     return t;
@@ -1126,7 +1238,7 @@ export class WebGpuBackend implements Backend {
     if (held.ownership === "view" || this.closed) return;
     if (held.block) {
       // Reuse is safe at once: later dispatches are recorded after every use of the block.
-      this.heap.release(held.block);
+      (this.apartHeap.owns(held.block) ? this.apartHeap : this.heap).release(held.block);
       return;
     }
     for (const b of held.buffers) {
