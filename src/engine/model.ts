@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { OllmError } from "../errors.js";
 import type { Backend } from "./backend.js";
+import { CpuBackend } from "./backends/cpu/cpu-backend.js";
 import { selectBackend } from "./backends/webgpu/select.js";
 import { readJsonObject } from "./json-file.js";
 import { modelCacheKey } from "./kv/cache-dir.js";
@@ -36,6 +37,11 @@ export interface LoadModelOptions {
   prefetchWeights?: boolean;
   /** KV cache strategy (and its block size, window, cache dir) of new sequences (default resident). */
   kvCache?: KvCacheOptions;
+  /**
+   * Threads of the CPU backend's kernels, the calling thread included (default: OLLM_CPU_THREADS, else
+   * every core). Applies when the CPU backend is named (backend "cpu", or device "cpu").
+   */
+  threads?: number;
 }
 
 /** generation_config.json fields the engine uses as defaults. */
@@ -51,7 +57,9 @@ export interface GenerationDefaults {
 }
 
 function createBackend(options: LoadModelOptions): Promise<Backend> {
-  const { device, stats, onNotice } = options;
+  const { device, stats, onNotice, threads } = options;
+  const cpu = options.backend === "cpu" || (device === "cpu" && options.backend !== "webgpu");
+  if (cpu && threads !== undefined) return Promise.resolve(new CpuBackend({ threads }));
   if (device === "cpu" && options.backend !== "webgpu") return selectBackend("cpu");
   return selectBackend(options.backend ?? "auto", { device, stats, onNotice });
 }

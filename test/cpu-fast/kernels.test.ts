@@ -3,7 +3,11 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { Arena, arenaOf } from "../../src/engine/backends/cpu/kernels/arena.js";
-import { FastKernels, kernelsModule } from "../../src/engine/backends/cpu/kernels/fast-kernels.js";
+import {
+  FastKernels,
+  kernelsModule,
+  tiledLayout,
+} from "../../src/engine/backends/cpu/kernels/fast-kernels.js";
 import { claimChunk } from "../../src/engine/backends/cpu/kernels/worker-source.js";
 import { KERNELS_SOURCE_SHA256 } from "../../src/engine/backends/cpu/wasm/kernels-wasm.js";
 import { randomActivations, randomWeight, rng } from "./helpers.js";
@@ -35,6 +39,30 @@ describe("FastKernels", () => {
       const out = fast.linear(randomActivations(rows * k, next), rows, k, w, dtype, n);
       expect(out).toBeInstanceOf(Float32Array);
       expect(out!.length).toBe(rows * n);
+    }
+  });
+
+  it("runs linearMany and linearGated as kernel jobs on tiled weights (no silent fallback)", () => {
+    const fast = FastKernels.create({ kernels: "wasm", threads: 2 })!;
+    const next = rng(4);
+    for (const dtype of ["bf16", "f16", "f32"] as const) {
+      const [k, rows] = [264, 3];
+      const parts = [256, 64, 66].map((n) => ({
+        w: fast.place(randomWeight(dtype, n * k, next), dtype, [n, k])!,
+        dtype,
+        n,
+        bias: randomActivations(n, next),
+      }));
+      for (const p of parts) expect(tiledLayout(p.w)).toEqual({ n: p.n, k });
+      const x = randomActivations(rows * k, next);
+      const outs = fast.linearMany(x, rows, k, parts);
+      expect(outs?.map((o) => o.length)).toEqual(parts.map((p) => rows * p.n));
+      const gated = fast.linearGated(x, rows, k, parts[0], { ...parts[0], bias: undefined }, "silu");
+      expect(gated?.length).toBe(rows * 256);
+      // Parts in different arenas are not one job.
+      const other = FastKernels.create({ kernels: "wasm", threads: 2 })!;
+      const elsewhere = { ...parts[1], w: other.place(randomWeight(dtype, 64 * k, next), dtype, [64, k])! };
+      expect(fast.linearMany(x, rows, k, [parts[0], elsewhere])).toBeUndefined();
     }
   });
 
@@ -85,6 +113,18 @@ describe("Arena", () => {
     arena.release(big);
     expect(arena.allocated).toBe(0);
     expect(arena.alloc(2 << 20)).toBeDefined();
+  });
+
+  it("knows its views' buffers after another shared memory grew (V8 then hands out new buffer objects)", () => {
+    const a = new Arena(8 << 20);
+    a.alloc(1000);
+    const before = new Uint8Array(a.buffer, 0, 4);
+    const other = new Arena(8 << 20);
+    other.alloc(4 << 20);
+    const after = new Uint8Array(a.buffer, 0, 4);
+    expect(arenaOf(before.buffer)).toBe(a);
+    expect(arenaOf(after.buffer)).toBe(a);
+    expect(arenaOf(other.buffer)).toBe(other);
   });
 
   it("keeps a random sequence of allocations disjoint", () => {

@@ -99,6 +99,30 @@ describe("WASM linear edge cases", () => {
     }
   });
 
+  it("widens every finite f16 exactly (normals, subnormals, signed zeros), tiled and not", async () => {
+    const patterns: number[] = [];
+    for (let h = 0; h < 65536; h++) if ((h & 0x7c00) !== 0x7c00) patterns.push(h);
+    for (const k of [8, 9]) {
+      // Row i holds pattern i in column 0 (k = 9 puts it in a tiled block and leaves a tail).
+      const w = new Uint16Array(patterns.length * k);
+      patterns.forEach((h, i) => {
+        w[i * k] = h;
+      });
+      const x = new Float32Array(k);
+      x[0] = 1;
+      const bytes = new Uint8Array(w.buffer);
+      const got = await fast[1]
+        .linear(fast[1].fromFloat32(x, [1, k]), fast[1].upload(bytes, "f16", [patterns.length, k]))
+        .read();
+      const want = await reference
+        .linear(reference.fromFloat32(x, [1, k]), reference.upload(bytes, "f16", [patterns.length, k]))
+        .read();
+      let mismatches = 0;
+      for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) mismatches++;
+      expect(mismatches, `k=${k}`).toBe(0);
+    }
+  });
+
   it("adds the bias", async () => {
     const next = rng(5);
     const [k, n, rows] = [48, 36, 3];
@@ -123,6 +147,27 @@ describe("WASM linear edge cases", () => {
     expect(want[0]).toBe(Number.POSITIVE_INFINITY);
     expect(Number.isNaN(want[1])).toBe(true);
     expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it("forgets a disposed f16 weight's infinities (its bytes may next hold a finite, tiled weight)", async () => {
+    const { tiledLayout } = await import("../../src/engine/backends/cpu/kernels/fast-kernels.js");
+    const backend = new CpuBackend({ kernels: "wasm", threads: 1 });
+    const [k, n] = [16, 8];
+    const h = new Uint16Array(n * k).fill(0x3c00);
+    h[3] = 0x7c00;
+    backend.upload(new Uint8Array(h.buffer), "f16", [n, k]).dispose();
+    const next = rng(12);
+    const bytes = randomWeight("f16", n * k, next);
+    const w = backend.upload(bytes, "f16", [n, k]) as InstanceType<
+      typeof import("../../src/engine/backends/cpu/cpu-backend.js").CpuTensor
+    >;
+    const x = randomActivations(k, next);
+    const got = await backend.linear(backend.fromFloat32(x, [1, k]), w).read();
+    const want = await reference
+      .linear(reference.fromFloat32(x, [1, k]), reference.upload(bytes, "f16", [n, k]))
+      .read();
+    expect(relativeError(got, want)).toBeLessThan(1e-5);
+    expect(tiledLayout(w.stored)).toBeDefined();
   });
 
   it("reads placed weights like the reference (embedding, read) and frees them on dispose", async () => {

@@ -32,3 +32,23 @@ describe.each(FAMILIES)("%s: WASM kernels vs the TypeScript reference", (name) =
     }
   });
 });
+
+describe("loadModel threads option", () => {
+  it("runs the CPU backend with the threads asked for (same logits) and refuses nonsense", async () => {
+    const name = "tiny-qwen2";
+    const want = await logits(name, "reference", "1");
+    delete process.env.OLLM_CPU_KERNELS;
+    delete process.env.OLLM_CPU_THREADS;
+    for (const threads of [1, 3]) {
+      const model = await loadModel(fixtureDir(name), { backend: "cpu", threads });
+      try {
+        expect(relativeError(await model.logits(readGolden(name).golden.prompt_ids), want)).toBeLessThan(
+          1e-5,
+        );
+      } finally {
+        await model.close();
+      }
+    }
+    await expect(loadModel(fixtureDir(name), { backend: "cpu", threads: 0 })).rejects.toThrow(/threads/);
+  });
+});

@@ -10,29 +10,60 @@ import type {
 } from "../../backend.js";
 import { topKRowsHost } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
-import { type CpuKernelOptions, FastKernels, releaseKernelData } from "./kernels/fast-kernels.js";
+import {
+  type CpuKernelOptions,
+  FastKernels,
+  type Projection,
+  releaseKernelData,
+  rowMajor,
+  rowMajorCopy,
+  tiledLayout,
+} from "./kernels/fast-kernels.js";
+import { widenTiledRow } from "./kernels/tiled.js";
 import { typedView, type WeightData, widenAll, widenInto } from "./widen.js";
+import * as attentionOps from "./attention.js";
 import * as columns from "./columns.js";
 import * as deltaRule from "./delta-rule.js";
+import * as elementwise from "./elementwise.js";
 import type { HostTensor } from "./host.js";
 import * as moe from "./moe.js";
 import * as mxfp4 from "./mxfp4.js";
+import * as norms from "./norms.js";
+import * as rotary from "./rotary.js";
 
 /** A tensor whose data lives in a JavaScript typed array. */
 export class CpuTensor implements Tensor {
+  #stored: WeightData;
+
   constructor(
     readonly shape: readonly number[],
     readonly dtype: DType,
-    public data: WeightData,
-  ) {}
+    data: WeightData,
+  ) {
+    this.#stored = data;
+  }
+
+  /**
+   * The values, row-major. A weight the WASM kernels hold tiled (kernels/tiled.ts) is put back in
+   * row-major order on first access, so every op and every in-place writer sees the plain layout;
+   * `linear`, `linearMany`, `linearGated`, `embedding` and `read` use `stored` and keep the tiles.
+   */
+  get data(): WeightData {
+    return rowMajor(this.#stored);
+  }
+
+  /** The data as stored: a placed 2-D weight may be tiled (`tiledLayout(stored)` says). */
+  get stored(): WeightData {
+    return this.#stored;
+  }
 
   async read(): Promise<Float32Array> {
-    return Float32Array.from(widenAll(this.dtype, this.data));
+    return Float32Array.from(widenAll(this.dtype, rowMajorCopy(this.#stored)));
   }
 
   dispose(): void {
-    releaseKernelData(this.data);
-    this.data = new Float32Array(0);
+    releaseKernelData(this.#stored);
+    this.#stored = new Float32Array(0);
   }
 }
 
@@ -52,11 +83,6 @@ function wrap(t: HostTensor): CpuTensor {
   return new CpuTensor(t.shape, t.dtype, t.data);
 }
 
-function sameShape(a: Tensor, b: Tensor, op: string): void {
-  if (numel(a.shape) !== numel(b.shape))
-    throw new OllmError("INTERNAL", `${op}: shapes [${a.shape}] and [${b.shape}] differ`);
-}
-
 /**
  * CPU backend: f32 compute, eager execution. The plain TypeScript ops are the reference; `linear` runs on
  * WASM SIMD kernels over worker threads (kernels/) unless `kernels: "reference"`.
@@ -72,7 +98,7 @@ export class CpuBackend implements Backend {
   upload(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor {
     if (bytes.byteLength !== numel(shape) * DTYPE_BYTES[dtype])
       throw new OllmError("INTERNAL", `upload: ${bytes.byteLength} bytes do not fit [${shape}] ${dtype}`);
-    return new CpuTensor(shape, dtype, this.fast?.place(bytes, dtype) ?? typedView(bytes, dtype));
+    return new CpuTensor(shape, dtype, this.fast?.place(bytes, dtype, shape) ?? typedView(bytes, dtype));
   }
 
   fromFloat32(data: Float32Array, shape: number[]): Tensor {
@@ -88,11 +114,17 @@ export class CpuBackend implements Backend {
     const [vocab, dim] = rowsOf(t);
     const out = new Float32Array(ids.length * dim);
     const bits = new Uint32Array(out.buffer);
+    // A tied embedding is also the lm_head: its rows are gathered out of the kernels' tiles.
+    const data = t.stored;
+    const tiled = tiledLayout(data);
     for (let r = 0; r < ids.length; r++) {
       const id = ids[r];
       if (!(id >= 0 && id < vocab))
         throw new OllmError("INVALID_ARGUMENT", `token id ${id} is outside the vocabulary (0..${vocab - 1})`);
-      widenInto(t.dtype, t.data, id * dim, dim, out.subarray(r * dim), bits.subarray(r * dim));
+      const dst = out.subarray(r * dim);
+      const dstBits = bits.subarray(r * dim);
+      if (tiled) widenTiledRow(t.dtype, data, tiled, id, dst, dstBits);
+      else widenInto(t.dtype, data, id * dim, dim, dst, dstBits);
     }
     if (scale !== 1) for (let i = 0; i < out.length; i++) out[i] *= scale;
     return new CpuTensor([ids.length, dim], "f32", out);
@@ -105,19 +137,21 @@ export class CpuBackend implements Backend {
     const [outDim, wIn] = rowsOf(wt);
     if (wIn !== inDim)
       throw new OllmError("INTERNAL", `linear: input width ${inDim} vs weight [${wt.shape}]`);
-    const fast = this.fast?.linear(xs, rows, inDim, wt.data, wt.dtype, outDim);
-    const out = fast ?? new Float32Array(rows * outDim);
+    const fast = this.fast?.linear(xs, rows, inDim, wt.stored, wt.dtype, outDim, bias && f32(bias));
+    if (fast) return new CpuTensor([rows, outDim], "f32", fast);
+    const out = new Float32Array(rows * outDim);
     const row = new Float32Array(inDim);
     const rowBits = new Uint32Array(row.buffer);
-    const direct = wt.dtype === "f32" ? (wt.data as Float32Array) : undefined;
-    for (let o = 0; !fast && o < outDim; o++) {
+    const wdata = wt.data;
+    const direct = wt.dtype === "f32" ? (wdata as Float32Array) : undefined;
+    for (let o = 0; o < outDim; o++) {
       let wr: Float32Array;
       let base = 0;
       if (direct) {
         wr = direct;
         base = o * inDim;
       } else {
-        widenInto(wt.dtype, wt.data, o * inDim, inDim, row, rowBits);
+        widenInto(wt.dtype, wdata, o * inDim, inDim, row, rowBits);
         wr = row;
       }
       for (let r = 0; r < rows; r++) {
@@ -144,33 +178,22 @@ export class CpuBackend implements Backend {
     return new CpuTensor([rows, outDim], "f32", out);
   }
 
+  // Non-linear ops: fast TypeScript kernels in norms.ts, elementwise.ts, rotary.ts, attention.ts (reference.ts
+  // keeps the first implementations; test/cpu-ops holds these to them).
   rmsNorm(x: Tensor, weight: Tensor, eps: number, weightOffset = 0): Tensor {
-    const xs = f32(x);
-    const w = f32(weight);
-    const dim = w.length;
-    const out = new Float32Array(xs.length);
-    for (let g = 0; g < xs.length; g += dim) {
-      let ss = 0;
-      for (let i = 0; i < dim; i++) ss += xs[g + i] * xs[g + i];
-      const inv = 1 / Math.sqrt(Math.fround(ss / dim) + eps);
-      for (let i = 0; i < dim; i++) out[g + i] = Math.fround(xs[g + i] * inv) * (weightOffset + w[i]);
-    }
-    return new CpuTensor(x.shape, "f32", out);
+    return wrap(norms.rmsNorm(cpu(x), cpu(weight), eps, weightOffset));
   }
 
   add(a: Tensor, b: Tensor): Tensor {
-    return this.elementwise(a, b, "add", (p, q) => p + q);
+    return wrap(elementwise.add(cpu(a), cpu(b)));
   }
 
   mul(a: Tensor, b: Tensor): Tensor {
-    return this.elementwise(a, b, "mul", (p, q) => p * q);
+    return wrap(elementwise.mul(cpu(a), cpu(b)));
   }
 
   scale(a: Tensor, factor: number): Tensor {
-    const xs = f32(a);
-    const out = new Float32Array(xs.length);
-    for (let i = 0; i < xs.length; i++) out[i] = xs[i] * factor;
-    return new CpuTensor(a.shape, "f32", out);
+    return wrap(elementwise.scale(cpu(a), factor));
   }
 
   linearGated(
@@ -181,18 +204,41 @@ export class CpuBackend implements Backend {
     gateBias?: Tensor,
     upBias?: Tensor,
   ): Tensor {
+    if (this.fast) {
+      // One kernel job: both projections read per output, act(g) · u written once.
+      const [rows, k] = rowsOf(x);
+      const g = this.projection(gate, k, gateBias);
+      const u = this.projection(up, k, upBias);
+      const out = this.fast.linearGated(f32(x), rows, k, g, u, activation);
+      if (out) return new CpuTensor([rows, g.n], "f32", out);
+    }
     const g = this.linear(x, gate, gateBias);
     const u = this.linear(x, up, upBias);
     return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
   }
 
   linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+    if (this.fast && parts.length > 1) {
+      // One kernel job over every part: x copied once, one barrier.
+      const [rows, k] = rowsOf(x);
+      const projections = parts.map((p) => this.projection(p.weight, k, p.bias));
+      const outs = this.fast.linearMany(f32(x), rows, k, projections);
+      if (outs) return outs.map((o, i) => new CpuTensor([rows, projections[i].n], "f32", o));
+    }
     return parts.map((p) => this.linear(x, p.weight, p.bias));
   }
 
+  /** A weight [n, k] (and bias) as the fast kernels take it. */
+  private projection(weight: Tensor, k: number, bias?: Tensor): Projection {
+    const w = cpu(weight);
+    const [n, wIn] = rowsOf(w);
+    if (wIn !== k) throw new OllmError("INTERNAL", `linear: input width ${k} vs weight [${w.shape}]`);
+    return { w: w.stored, dtype: w.dtype, n, bias: bias && f32(bias) };
+  }
+
   addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, weightOffset = 0) {
-    const sum = this.add(a, b);
-    return { sum, normed: this.rmsNorm(sum, weight, eps, weightOffset) };
+    const r = norms.addRmsNorm(cpu(a), cpu(b), cpu(weight), eps, weightOffset);
+    return { sum: wrap(r.sum), normed: wrap(r.normed) };
   }
 
   topKRows(x: Tensor, k: number): Tensor {
@@ -201,96 +247,19 @@ export class CpuBackend implements Backend {
   }
 
   swiglu(gate: Tensor, up: Tensor): Tensor {
-    return this.elementwise(gate, up, "swiglu", (g, u) => (g / (1 + Math.exp(-g))) * u);
+    return wrap(elementwise.swiglu(cpu(gate), cpu(up)));
   }
 
   gegluTanh(gate: Tensor, up: Tensor): Tensor {
-    const c = Math.sqrt(2 / Math.PI);
-    return this.elementwise(
-      gate,
-      up,
-      "gegluTanh",
-      (g, u) => 0.5 * g * (1 + Math.tanh(c * (g + 0.044715 * g * g * g))) * u,
-    );
+    return wrap(elementwise.gegluTanh(cpu(gate), cpu(up)));
   }
 
   rope(x: Tensor, positions: Int32Array, spec: RopeSpec, options: RopeOptions): Tensor {
-    const xs = f32(x);
-    const [rows, width] = rowsOf(x);
-    if (rows !== positions.length)
-      throw new OllmError("INTERNAL", `rope: ${rows} rows, ${positions.length} positions`);
-    const headDim = options.headDim;
-    const rot = options.rotaryDim ?? headDim;
-    const half = rot / 2;
-    const out = Float32Array.from(xs);
-    const cos = new Float32Array(half);
-    const sin = new Float32Array(half);
-    for (let r = 0; r < rows; r++) {
-      const pos = positions[r];
-      for (let i = 0; i < half; i++) {
-        // transformers computes the angle in f32; round the same way.
-        const angle = Math.fround(spec.invFreq[i] * pos);
-        cos[i] = Math.fround(Math.cos(angle)) * spec.attentionScaling;
-        sin[i] = Math.fround(Math.sin(angle)) * spec.attentionScaling;
-      }
-      for (let h = r * width; h < (r + 1) * width; h += headDim) {
-        for (let i = 0; i < half; i++) {
-          const x1 = xs[h + i];
-          const x2 = xs[h + i + half];
-          out[h + i] = x1 * cos[i] - x2 * sin[i];
-          out[h + i + half] = x2 * cos[i] + x1 * sin[i];
-        }
-      }
-    }
-    return new CpuTensor(x.shape, "f32", out);
+    return wrap(rotary.rope(cpu(x), positions, spec, options));
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, o: AttentionOptions): Tensor {
-    const qs = f32(q);
-    const ks = f32(k);
-    const vs = f32(v);
-    const { numHeads, numKvHeads, headDim, kvLength, window, softcap } = o;
-    const rows = o.queryPositions.length;
-    const group = numHeads / numKvHeads;
-    const qWidth = numHeads * headDim;
-    const kvWidth = numKvHeads * headDim;
-    const sinks = o.sinks ? f32(o.sinks) : undefined;
-    const out = new Float32Array(rows * qWidth);
-    const scores = new Float64Array(kvLength);
-    const offset = o.kvPositionOffset ?? 0;
-    for (let r = 0; r < rows; r++) {
-      const pos = o.queryPositions[r];
-      // Row j holds absolute position offset + j.
-      const last = Math.min(pos - offset, kvLength - 1);
-      const first = window === undefined ? 0 : Math.max(0, pos - window + 1 - offset);
-      for (let h = 0; h < numHeads; h++) {
-        const qo = r * qWidth + h * headDim;
-        const kvo = Math.floor(h / group) * headDim;
-        let max = sinks ? sinks[h] : Number.NEGATIVE_INFINITY;
-        for (let j = first; j <= last; j++) {
-          const ko = j * kvWidth + kvo;
-          let dot = 0;
-          for (let d = 0; d < headDim; d++) dot += qs[qo + d] * ks[ko + d];
-          let s = Math.fround(dot) * o.scale;
-          if (softcap !== undefined) s = softcap * Math.tanh(s / softcap);
-          scores[j] = s;
-          if (s > max) max = s;
-        }
-        let sum = sinks ? Math.exp(sinks[h] - max) : 0;
-        for (let j = first; j <= last; j++) {
-          const e = Math.exp(scores[j] - max);
-          scores[j] = e;
-          sum += e;
-        }
-        const oo = r * qWidth + h * headDim;
-        for (let j = first; j <= last; j++) {
-          const p = scores[j] / sum;
-          const vo = j * kvWidth + kvo;
-          for (let d = 0; d < headDim; d++) out[oo + d] += p * vs[vo + d];
-        }
-      }
-    }
-    return new CpuTensor([rows, qWidth], "f32", out);
+    return wrap(attentionOps.attention(cpu(q), cpu(k), cpu(v), o, o.sinks && cpu(o.sinks)));
   }
 
   sliceRows(x: Tensor, start: number, count: number): Tensor {
@@ -336,11 +305,11 @@ export class CpuBackend implements Backend {
   }
 
   sigmoidGate(x: Tensor, gate: Tensor): Tensor {
-    return wrap(columns.sigmoidGate(cpu(x), cpu(gate)));
+    return wrap(elementwise.sigmoidGate(cpu(x), cpu(gate)));
   }
 
   softcap(x: Tensor, cap: number): Tensor {
-    return wrap(columns.softcap(cpu(x), cap));
+    return wrap(elementwise.softcap(cpu(x), cap));
   }
 
   sliceColumns(x: Tensor, start: number, width: number, group?: number): Tensor {
@@ -373,14 +342,5 @@ export class CpuBackend implements Backend {
     const s = state && cpu(state);
     const r = deltaRule.gatedDeltaRule(cpu(q), cpu(k), cpu(v), cpu(g), cpu(beta), s, options);
     return { out: wrap(r.out), state: wrap(r.state) };
-  }
-
-  private elementwise(a: Tensor, b: Tensor, op: string, fn: (p: number, q: number) => number): Tensor {
-    sameShape(a, b, op);
-    const as = f32(a);
-    const bs = f32(b);
-    const out = new Float32Array(as.length);
-    for (let i = 0; i < as.length; i++) out[i] = fn(as[i], bs[i]);
-    return new CpuTensor(a.shape, "f32", out);
   }
 }

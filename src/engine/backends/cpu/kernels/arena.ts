@@ -28,6 +28,7 @@ export class Arena {
   private readonly free: { offset: number; size: number }[] = [];
   private readonly used = new Map<number, number>();
   private top = RESERVED_BYTES;
+  private lastBuffer: ArrayBufferLike | undefined;
   private bytesInUse = 0;
 
   constructor(
@@ -36,12 +37,21 @@ export class Arena {
   ) {
     const maximum = Math.ceil(Math.min(capacity, MAX_ARENA_BYTES) / PAGE_BYTES);
     this.memory = new wasm.Memory({ initial: RESERVED_BYTES / PAGE_BYTES, maximum, shared: true });
-    byBuffer.set(this.memory.buffer, this);
+    void this.buffer;
   }
 
-  /** The memory's current buffer (a new object after every growth; older ones stay valid). */
+  /**
+   * The memory's current buffer (older ones stay valid). V8 hands out a new buffer object after this
+   * memory grows, and also after any other shared memory of the thread grows (Node 20), so each new
+   * object is registered here, where every view of an arena is made.
+   */
   get buffer(): SharedArrayBuffer {
-    return this.memory.buffer as unknown as SharedArrayBuffer;
+    const buffer = this.memory.buffer as unknown as SharedArrayBuffer;
+    if (buffer !== this.lastBuffer) {
+      byBuffer.set(buffer, this);
+      this.lastBuffer = buffer;
+    }
+    return buffer;
   }
 
   /** Bytes allocated and not yet freed. */
@@ -80,7 +90,7 @@ export class Arena {
           return undefined;
         }
       }
-      byBuffer.set(this.memory.buffer, this);
+      void this.buffer;
     }
     this.top = needed;
     return this.take(offset, size);

@@ -5,6 +5,7 @@ import { KERNELS_WASM_BASE64 } from "../wasm/kernels-wasm.js";
 import type { WeightData } from "../widen.js";
 import { Arena, arenaOf, MAX_ARENA_BYTES } from "./arena.js";
 import { type KernelExports, ThreadPool } from "./thread-pool.js";
+import { TILE_ROWS, type TiledLayout, tileable, untiledCopy } from "./tiled.js";
 import { type WasmModule, wasm } from "./wasm-api.js";
 
 /** Which implementation runs the CPU backend's heavy ops. */
@@ -30,14 +31,34 @@ const MIN_PARALLEL_WORK = 1 << 17;
 const CHUNK_BYTES = 256 * 1024;
 
 const ELEMENT_BYTES = { bf16: 2, f16: 2, f32: 4 } as const;
+type MatmulDType = keyof typeof ELEMENT_BYTES;
 
-/** Output columns per chunk for a [n, k] weight: whole 4-row tiles of about CHUNK_BYTES. */
-function chunkRows(k: number, dtype: MatmulDType): number {
-  return Math.max(4, Math.round(CHUNK_BYTES / (k * ELEMENT_BYTES[dtype]) / 4) * 4);
+/** Output columns per chunk when each column reads `bytesPerColumn` weight bytes: whole 4-row tiles. */
+function chunkColumns(bytesPerColumn: number): number {
+  return Math.max(4, Math.round(CHUNK_BYTES / bytesPerColumn / 4) * 4);
 }
 
-const MATMUL = { bf16: "matmul_bf16", f16: "matmul_f16", f32: "matmul_f32" } as const;
-type MatmulDType = keyof typeof MATMUL;
+/** Job descriptor layout shared with kernels.c (Job, Part: 8 u32 words each). */
+const JOB_WORDS = 8;
+const PART_WORDS = 8;
+const DTYPE_CODE = { bf16: 0, f16: 1, f32: 2 } as const;
+const ACTIVATION_CODE = { silu: 1, gelu_tanh: 2 } as const;
+
+/** One projection of a fused call: a weight [n, k] placed by this instance (or a view into one). */
+export interface Projection {
+  w: WeightData;
+  dtype: DType;
+  n: number;
+  /** [n] added to the projection. */
+  bias?: Float32Array;
+}
+
+/** Activation of `FastKernels.linearGated`. */
+export type GateActivation = keyof typeof ACTIVATION_CODE;
+
+function align64(bytes: number): number {
+  return Math.ceil(bytes / 64) * 64;
+}
 
 function isMatmulDType(dtype: DType): dtype is MatmulDType {
   return dtype === "bf16" || dtype === "f16" || dtype === "f32";
@@ -88,8 +109,32 @@ interface Placement {
   arena: Arena;
   offset: number;
   owner: FastKernels;
+  /** Set while the data is in the tiled layout (kernels/tiled.ts). */
+  tiled?: TiledLayout;
 }
 const placements = new WeakMap<WeightData, Placement>();
+
+/** The tiled layout of placed data, or undefined when it is row-major (as all other data is). */
+export function tiledLayout(data: WeightData): TiledLayout | undefined {
+  return placements.get(data)?.tiled;
+}
+
+/**
+ * `data` in row-major order: placed data held tiled is rewritten in place, for good (its later linears
+ * read it row-major). Every reader other than the kernels' own goes through this (CpuTensor.data), so an
+ * op that was not written for tiles, or a writer filling the bytes in place, sees the plain layout.
+ */
+export function rowMajor(data: WeightData): WeightData {
+  const p = placements.get(data);
+  if (p?.tiled) p.owner.untile(data);
+  return data;
+}
+
+/** A row-major copy of tiled placed data, else the data itself (read-only uses). */
+export function rowMajorCopy(data: WeightData): WeightData {
+  const layout = tiledLayout(data);
+  return layout ? untiledCopy(data as Uint16Array | Float32Array, layout) : data;
+}
 
 /** Frees the arena block behind `data` if a FastKernels placed it there (CpuTensor.dispose calls this). */
 export function releaseKernelData(data: WeightData): void {
@@ -138,7 +183,9 @@ export class FastKernels {
         );
       return undefined;
     }
-    const threads = Math.max(1, Math.floor(options.threads ?? defaultCpuThreads()));
+    if (options.threads !== undefined && !(Number.isFinite(options.threads) && options.threads >= 1))
+      throw new OllmError("INVALID_ARGUMENT", `threads must be a positive number, got ${options.threads}`);
+    const threads = Math.floor(options.threads ?? defaultCpuThreads());
     const pool = poolOf(module, threads);
     pool.warm();
     return new FastKernels(pool, threads);
@@ -146,9 +193,10 @@ export class FastKernels {
 
   /**
    * Copies a weight into an arena and returns a typed view of it there, or undefined for dtypes the
-   * kernels do not read (those stay ordinary typed arrays).
+   * kernels do not read (those stay ordinary typed arrays). A 2-D `shape` [n, k] (n ≥ 4, k ≥ 8) is stored
+   * in the tiled layout (kernels/tiled.ts): `tiledLayout` tells, `rowMajor` turns it back.
    */
-  place(bytes: Uint8Array, dtype: DType): WeightData | undefined {
+  place(bytes: Uint8Array, dtype: DType, shape?: readonly number[]): WeightData | undefined {
     if (!isMatmulDType(dtype) || bytes.byteLength === 0) return undefined;
     const spot = this.allocate(bytes.byteLength);
     if (!spot) return undefined;
@@ -158,16 +206,19 @@ export class FastKernels {
       dtype === "f32"
         ? new Float32Array(arena.buffer, offset, bytes.byteLength / 4)
         : new Uint16Array(arena.buffer, offset, bytes.byteLength / 2);
-    placements.set(view, { arena, offset, owner: this });
+    const placement: Placement = { arena, offset, owner: this };
+    placements.set(view, placement);
     if (dtype === "f16" && hasNonFiniteF16(view as Uint16Array))
       this.nonFinite.push({ arena, start: offset, end: offset + bytes.byteLength });
+    else if (shape && tileable(shape) && shape[0] * shape[1] === view.length)
+      this.tile(placement, { n: shape[0], k: shape[1] }, ELEMENT_BYTES[dtype]);
     return view;
   }
 
   /**
-   * out [rows, n] = x [rows, k] · wᵀ for a weight [n, k] in one of this instance's arenas (a placed
-   * tensor or a view into one); undefined when the call is not one for the kernels (other dtype, weight
-   * elsewhere, no scratch room): the caller then runs the reference loop.
+   * out [rows, n] = x [rows, k] · wᵀ (+ bias) for a weight [n, k] in one of this instance's arenas (a
+   * placed tensor or a view into one); undefined when the call is not one for the kernels (other dtype,
+   * weight elsewhere, no scratch room): the caller then runs the reference loop.
    */
   linear(
     x: Float32Array,
@@ -176,34 +227,38 @@ export class FastKernels {
     w: WeightData,
     dtype: DType,
     n: number,
+    bias?: Float32Array,
   ): Float32Array | undefined {
-    if (!isMatmulDType(dtype) || rows === 0 || w.length !== n * k) return undefined;
-    const arena = arenaOf(w.buffer);
-    if (!arena || !this.arenas.includes(arena) || this.touchesNonFinite(arena, w)) return undefined;
-    const xBytes = rows * k * 4;
-    const xAt = arena.alloc(xBytes);
-    const outAt = arena.alloc(rows * n * 4);
-    const permAt = dtype === "bf16" ? arena.alloc(xBytes) : xAt;
-    try {
-      if (xAt === undefined || outAt === undefined || permAt === undefined) return undefined;
-      new Float32Array(arena.buffer, xAt, rows * k).set(x.subarray(0, rows * k));
-      const kernels = this.pool.kernels(arena);
-      if (dtype === "bf16") kernels.permute_even_odd(xAt, permAt, k, rows);
-      const threads = rows * n * k < MIN_PARALLEL_WORK ? 1 : this.threads;
-      this.pool.run(
-        arena,
-        MATMUL[dtype],
-        [w.byteOffset, permAt, outAt, k, n, rows],
-        n,
-        threads,
-        chunkRows(k, dtype),
-      );
-      return new Float32Array(arena.buffer, outAt, rows * n).slice();
-    } finally {
-      if (xAt !== undefined) arena.release(xAt);
-      if (outAt !== undefined) arena.release(outAt);
-      if (permAt !== undefined && permAt !== xAt) arena.release(permAt);
-    }
+    return this.run(x, rows, k, [{ w, dtype, n, bias }], undefined)?.[0];
+  }
+
+  /**
+   * Several projections of one x [rows, k] in one job (x copied once, one barrier): out_i [rows, n_i] =
+   * x · w_iᵀ (+ bias_i). Undefined when the parts are not all placed in one arena of this instance.
+   */
+  linearMany(
+    x: Float32Array,
+    rows: number,
+    k: number,
+    parts: readonly Projection[],
+  ): Float32Array[] | undefined {
+    return parts.length === 0 ? [] : this.run(x, rows, k, parts, undefined);
+  }
+
+  /**
+   * act(x · gateᵀ + gate.bias) · (x · upᵀ + up.bias) [rows, n] in one job, the two projections combined
+   * per output in the kernel. Undefined when it is not one for the kernels (as linearMany).
+   */
+  linearGated(
+    x: Float32Array,
+    rows: number,
+    k: number,
+    gate: Projection,
+    up: Projection,
+    activation: GateActivation,
+  ): Float32Array | undefined {
+    if (gate.n !== up.n) return undefined;
+    return this.run(x, rows, k, [gate, up], activation)?.[0];
   }
 
   /**
@@ -221,7 +276,7 @@ export class FastKernels {
       const rates: number[] = [];
       for (let i = 0; i <= repeats; i++) {
         const t0 = performance.now();
-        this.pool.run(arena, "stream_read", [at], size / 64, threads, CHUNK_BYTES / 64);
+        this.pool.run(arena, "stream_read", at, size / 64, threads, CHUNK_BYTES / 64);
         // The first pass starts the threads and compiles the kernel's optimized tier.
         if (i > 0) rates.push(size / ((performance.now() - t0) / 1000));
       }
@@ -244,12 +299,141 @@ export class FastKernels {
    */
   release(arena: Arena, offset: number): void {
     arena.release(offset);
+    // The block's bytes may next hold a finite tensor.
+    for (let j = this.nonFinite.length - 1; j >= 0; j--) {
+      const r = this.nonFinite[j];
+      if (r.arena === arena && r.start === offset) this.nonFinite.splice(j, 1);
+    }
     if (arena.allocated > 0 || arena.buffer.byteLength <= KEEP_EMPTY_ARENA_BYTES) return;
     const i = this.arenas.indexOf(arena);
     if (i >= 0) this.arenas.splice(i, 1);
     for (let j = this.nonFinite.length - 1; j >= 0; j--)
       if (this.nonFinite[j].arena === arena) this.nonFinite.splice(j, 1);
     this.pool.drop(arena);
+  }
+
+  /** One job over `parts` (gated when `activation` is set): the outputs, or undefined (see linear). */
+  private run(
+    x: Float32Array,
+    rows: number,
+    k: number,
+    parts: readonly Projection[],
+    activation: GateActivation | undefined,
+  ): Float32Array[] | undefined {
+    if (rows === 0 || k === 0) return undefined;
+    let arena: Arena | undefined;
+    let anyBf16 = false;
+    let columnBytes = 0;
+    let totalColumns = 0;
+    for (const p of parts) {
+      if (!isMatmulDType(p.dtype) || p.n === 0 || p.w.length !== p.n * k) return undefined;
+      if (p.bias && p.bias.length < p.n) return undefined;
+      const a = arenaOf(p.w.buffer);
+      if (!a || (arena && a !== arena)) return undefined;
+      arena = a;
+      if (this.touchesNonFinite(a, p.w)) return undefined;
+      const layout = tiledLayout(p.w);
+      if (layout && (layout.n !== p.n || layout.k !== k)) return undefined;
+      anyBf16 ||= p.dtype === "bf16";
+      const bytes = k * ELEMENT_BYTES[p.dtype];
+      columnBytes = activation ? columnBytes + bytes : Math.max(columnBytes, bytes);
+      totalColumns += p.n;
+    }
+    if (!arena || !this.arenas.includes(arena)) return undefined;
+    const xBytes = align64(rows * k * 4);
+    const outCount = activation ? 1 : parts.length;
+    const descBytes = align64((JOB_WORDS + PART_WORDS * parts.length) * 4);
+    let size = descBytes + xBytes * (anyBf16 ? 2 : 1);
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i].bias) size += align64(parts[i].n * 4);
+      if (i < outCount) size += align64(rows * parts[i].n * 4);
+    }
+    const at = arena.alloc(size);
+    if (at === undefined) return undefined;
+    try {
+      const buffer = arena.buffer;
+      const xAt = at + descBytes;
+      const xpAt = anyBf16 ? xAt + xBytes : xAt;
+      new Float32Array(buffer, xAt, rows * k).set(x.subarray(0, rows * k));
+      const kernels = this.pool.kernels(arena);
+      if (anyBf16) kernels.permute_even_odd(xAt, xpAt, k, rows);
+      let next = xpAt + xBytes;
+      const desc = new Uint32Array(buffer, at, JOB_WORDS + PART_WORDS * parts.length);
+      desc.set([
+        activation ? 1 : 0,
+        activation ? ACTIVATION_CODE[activation] : 0,
+        parts.length,
+        k,
+        rows,
+        xpAt,
+        xAt,
+        0,
+      ]);
+      const outs: number[] = [];
+      let units = 0;
+      parts.forEach((p, i) => {
+        let biasAt = 0;
+        if (p.bias) {
+          biasAt = next;
+          new Float32Array(buffer, biasAt, p.n).set(p.bias.subarray(0, p.n));
+          next += align64(p.n * 4);
+        }
+        let outAt = 0;
+        if (i < outCount) {
+          outAt = next;
+          outs.push(outAt);
+          next += align64(rows * p.n * 4);
+        }
+        const tiled = tiledLayout(p.w) ? 1 : 0;
+        desc.set(
+          [DTYPE_CODE[p.dtype as MatmulDType], tiled, p.w.byteOffset, p.n, outAt, biasAt, units, 0],
+          JOB_WORDS + PART_WORDS * i,
+        );
+        if (!activation) units += Math.ceil(p.n / TILE_ROWS) * TILE_ROWS;
+      });
+      if (activation) units = parts[0].n;
+      const work = rows * k * (activation ? 2 * parts[0].n : totalColumns);
+      const threads = work < MIN_PARALLEL_WORK ? 1 : this.threads;
+      this.pool.run(arena, "run_job", at, units, threads, chunkColumns(columnBytes));
+      return outs.map((o, i) => new Float32Array(buffer, o, rows * parts[i].n).slice());
+    } finally {
+      arena.release(at);
+    }
+  }
+
+  /** Rewrites placed row-major data into the tiled layout (it stays row-major without scratch room). */
+  private tile(p: Placement, layout: TiledLayout, esize: number): void {
+    const scratch = p.arena.alloc(TILE_ROWS * layout.k * esize);
+    if (scratch === undefined) return;
+    try {
+      this.pool
+        .kernels(p.arena)
+        .tile_rows(p.offset, scratch, Math.floor(layout.n / TILE_ROWS), layout.k, esize);
+      p.tiled = layout;
+    } finally {
+      p.arena.release(scratch);
+    }
+  }
+
+  /** Rewrites tiled data this instance placed back into row-major order (see rowMajor). */
+  untile(data: WeightData): void {
+    const p = placements.get(data);
+    const layout = p?.tiled;
+    if (!p || p.owner !== this || !layout) return;
+    const esize = data.BYTES_PER_ELEMENT;
+    const scratch = p.arena.alloc(TILE_ROWS * layout.k * esize);
+    if (scratch === undefined) {
+      (data as Uint16Array).set(untiledCopy(data as Uint16Array, layout));
+    } else {
+      try {
+        this.pool
+          .kernels(p.arena)
+          .untile_rows(p.offset, scratch, Math.floor(layout.n / TILE_ROWS), layout.k, esize);
+      } finally {
+        p.arena.release(scratch);
+      }
+    }
+    p.tiled = undefined;
   }
 
   private touchesNonFinite(arena: Arena, w: WeightData): boolean {

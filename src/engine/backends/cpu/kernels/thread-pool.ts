@@ -5,37 +5,12 @@ import { type WasmModule, wasm } from "./wasm-api.js";
 import { CTL, claimChunk, KERNEL_FNS, type KernelFn, OP, WORKER_SOURCE } from "./worker-source.js";
 
 export interface KernelExports {
-  matmul_bf16(
-    w: number,
-    x: number,
-    out: number,
-    k: number,
-    n: number,
-    rows: number,
-    o0: number,
-    o1: number,
-  ): void;
-  matmul_f16(
-    w: number,
-    x: number,
-    out: number,
-    k: number,
-    n: number,
-    rows: number,
-    o0: number,
-    o1: number,
-  ): void;
-  matmul_f32(
-    w: number,
-    x: number,
-    out: number,
-    k: number,
-    n: number,
-    rows: number,
-    o0: number,
-    o1: number,
-  ): void;
+  /** Units [start, end) of the job described at `job` (the layout fast-kernels.ts writes). */
+  run_job(job: number, start: number, end: number): void;
   permute_even_odd(x: number, xp: number, k: number, rows: number): void;
+  /** Rewrites `tiles` tiles of 4 row-major rows of k elements of `esize` bytes into the tiled layout. */
+  tile_rows(w: number, scratch: number, tiles: number, k: number, esize: number): void;
+  untile_rows(w: number, scratch: number, tiles: number, k: number, esize: number): void;
   stream_read(p: number, lineStart: number, lineEnd: number): number;
 }
 
@@ -113,27 +88,20 @@ export class ThreadPool {
   }
 
   /**
-   * Runs `fn` over `total` units in chunks of `chunk` units that up to `threads` threads (this one
-   * included) claim one at a time, so a thread the OS does not schedule holds up at most one chunk.
-   * Arguments a0..a5 precede each chunk's [start, end).
+   * Runs `fn(arg, start, end)` over `total` units in chunks of `chunk` units that up to `threads` threads
+   * (this one included) claim one at a time, so a thread the OS does not schedule holds up at most one
+   * chunk. Chunk boundaries are multiples of 4 units when `chunk` is (the tiles of the matmul jobs).
    */
-  run(
-    arena: Arena,
-    fn: KernelFn,
-    args: readonly number[],
-    total: number,
-    threads: number,
-    chunk: number,
-  ): void {
+  run(arena: Arena, fn: KernelFn, arg: number, total: number, threads: number, chunk: number): void {
     const k = this.kernels(arena);
     const t = Math.max(1, Math.min(threads, this.size));
     if (t === 1 || total <= chunk) {
-      if (total > 0) this.call(k, fn, args, 0, total);
+      if (total > 0) k[fn](arg, 0, total);
       return;
     }
     if (this.workers.length === 0) this.startWorkers();
     this.waitForBoot();
-    const size = Math.max(chunk, Math.ceil(total / 0xffff));
+    const size = Math.max(chunk, Math.ceil(total / 0xffff / 4) * 4);
     const chunks = Math.ceil(total / size);
     const c = this.control;
     c[CTL.arena] = arena.id;
@@ -142,7 +110,7 @@ export class ThreadPool {
     c[CTL.chunk] = size;
     c[CTL.chunks] = chunks;
     c[CTL.threads] = t;
-    for (let i = 0; i < 6; i++) c[CTL.args + i] = args[i] ?? 0;
+    c[CTL.args] = arg;
     Atomics.store(c, CTL.failed, 0);
     Atomics.store(c, CTL.done, 0);
     this.tag = (this.tag + 1) & 0xffff;
@@ -156,7 +124,7 @@ export class ThreadPool {
       i = claimChunk(c, this.tag, chunks, CTL.next)
     ) {
       try {
-        this.call(k, fn, args, i * size, Math.min(total, (i + 1) * size));
+        k[fn](arg, i * size, Math.min(total, (i + 1) * size));
       } catch (error) {
         ownError ??= error;
       }
@@ -170,11 +138,6 @@ export class ThreadPool {
   /** Stops the workers (a later job starts new ones). */
   close(): void {
     this.stopWorkers();
-  }
-
-  private call(k: KernelExports, fn: KernelFn, a: readonly number[], start: number, end: number): void {
-    if (fn === "stream_read") k.stream_read(a[0], start, end);
-    else k[fn](a[0], a[1], a[2], a[3], a[4], a[5], start, end);
   }
 
   /** Publishes a job: the op rides in the generation word with the job counter. */

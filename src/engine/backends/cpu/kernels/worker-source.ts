@@ -31,7 +31,7 @@ export const CTL = {
   done: 13,
   /** Workers that have booted (instantiated their arenas) since this control block was made. */
   ready: 14,
-  /** Kernel arguments a0..a5 (u32 stored as i32). */
+  /** The kernel's argument (a job descriptor or buffer address, u32 stored as i32). */
   args: 16,
   size: 32,
 } as const;
@@ -39,7 +39,7 @@ export const CTL = {
 export const OP = { run: 1, sync: 2, exit: 3 } as const;
 
 /** Kernel functions by index (the `fn` slot). */
-export const KERNEL_FNS = ["matmul_bf16", "matmul_f16", "matmul_f32", "stream_read"] as const;
+export const KERNEL_FNS = ["run_job", "stream_read"] as const;
 export type KernelFn = (typeof KERNEL_FNS)[number];
 
 /**
@@ -94,10 +94,7 @@ function run(tag) {
       const end = Math.min(ctl[CTL.total], start + chunk);
       const k = arenas.get(ctl[CTL.arena]);
       if (!k) throw new Error("kernel worker " + index + " has no arena " + ctl[CTL.arena]);
-      const a = CTL.args;
-      const fn = FNS[ctl[CTL.fn]];
-      if (fn === "stream_read") k.stream_read(ctl[a] >>> 0, start, end);
-      else k[fn](ctl[a] >>> 0, ctl[a + 1] >>> 0, ctl[a + 2] >>> 0, ctl[a + 3], ctl[a + 4], ctl[a + 5], start, end);
+      k[FNS[ctl[CTL.fn]]](ctl[CTL.args] >>> 0, start, end);
     } catch (error) {
       port.postMessage({ type: "error", index, message: String((error && error.stack) || error) });
       Atomics.store(ctl, CTL.failed, 1);
