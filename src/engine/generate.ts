@@ -1,6 +1,16 @@
 import { OllmError } from "../errors.js";
+import { TOPK_MAX } from "./backend.js";
+import {
+  greedyFromTopK,
+  Rng,
+  type SampledToken,
+  type SamplingParams,
+  sampleFromTopK,
+  sampleToken,
+  validateSampling,
+} from "./sampling.js";
 import type { Sequence } from "./sequence.js";
-import { Rng, type SampledToken, type SamplingParams, sampleToken, validateSampling } from "./sampling.js";
+import type { Tensor } from "./tensor.js";
 
 /** What generation needs of a tokenizer: incremental detokenization. */
 export interface Detokenizer {
@@ -60,6 +70,36 @@ function heldBackLength(text: string, stops: readonly string[]): number {
 }
 
 /**
+ * The next token from the last position's logits [1, vocab]. Greedy sampling without a repetition penalty
+ * reads back only the backend's top-k reduction of the row (k = max(1, topLogprobs): ids, logits and
+ * log Σ exp) instead of the whole vocabulary; anything else reads the row and runs `sampleToken`.
+ */
+async function pick(
+  seq: Sequence,
+  logits: Tensor,
+  options: GenerateOptions,
+  history: readonly number[],
+  rng: Rng,
+): Promise<SampledToken> {
+  const topLogprobs = options.topLogprobs ?? 0;
+  const k = Math.max(1, topLogprobs);
+  const vocab = logits.shape[logits.shape.length - 1];
+  try {
+    if (greedyFromTopK(options) && k <= Math.min(TOPK_MAX, vocab) && logits.shape[0] === 1) {
+      const reduced = seq.backend.topKRows(logits, k);
+      try {
+        return sampleFromTopK(await reduced.read(), k, topLogprobs);
+      } finally {
+        reduced.dispose();
+      }
+    }
+    return sampleToken(await logits.read(), options, history, rng, topLogprobs);
+  } finally {
+    logits.dispose();
+  }
+}
+
+/**
  * Runs the prompt, then yields tokens until a stop id, a stop string, maxNewTokens or cancellation.
  * The sequence keeps its cache, so a chat can continue from it. Returns a summary when done.
  */
@@ -114,8 +154,8 @@ export async function* generate(
       return summary();
     }
     const chunkTokens = input === promptIds ? options.prefillChunkTokens : undefined;
-    const logits = await (await seq.forward(input, { logits: "last", chunkTokens })).read();
-    const token = sampleToken(logits, options, history, rng, options.topLogprobs ?? 0);
+    const logits = await seq.forward(input, { logits: "last", chunkTokens });
+    const token = await pick(seq, logits, options, history, rng);
     if (completionTokens === 0) firstTokenAt = performance.now();
     completionTokens++;
     history.push(token.id);

@@ -120,6 +120,31 @@ export function sampleToken(
   return token;
 }
 
+/**
+ * Whether `sampleToken` needs only the top of the distribution: greedy without a repetition penalty picks the
+ * highest logit, and its logprobs are the top entries less log Σ exp. Then a backend's `topKRows` reduction of
+ * the logits row (k = max(1, topLogprobs)) is enough: see `sampleFromTopK`.
+ */
+export function greedyFromTopK(params: SamplingParams): boolean {
+  return isGreedy(params) && !(params.repetitionPenalty && params.repetitionPenalty !== 1);
+}
+
+/**
+ * `sampleToken` for parameters where `greedyFromTopK` holds, from one row of `Backend.topKRows`
+ * ([indices…, values…, logSumExp] with k ≥ max(1, topLogprobs)): the same id (ties → lower id) and the same
+ * logprobs (the log Σ exp is reduced in f32 on a device, so they agree to ~1e-6).
+ */
+export function sampleFromTopK(reduced: ArrayLike<number>, k: number, topLogprobs = 0): SampledToken {
+  const lse = reduced[2 * k];
+  const token: SampledToken = { id: reduced[0], logprob: reduced[k] - lse };
+  if (topLogprobs > 0) {
+    token.topLogprobs = [];
+    for (let j = 0; j < Math.min(topLogprobs, k); j++)
+      token.topLogprobs.push({ id: reduced[j], logprob: reduced[k + j] - lse });
+  }
+  return token;
+}
+
 function argmax(values: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;

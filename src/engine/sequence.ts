@@ -20,6 +20,28 @@ export interface ForwardOptions {
 }
 
 /**
+ * A backend that can free a layer's intermediates as soon as the layer returns (the WebGPU backend): the
+ * runner knows what escapes a layer (its output and recurrent state; KV buffers are containers the backend
+ * keeps), and the garbage collector does not run inside a forward pass.
+ */
+interface ScopedBackend {
+  beginScope(): void;
+  /** Frees what the scope allocated except `keep`; undefined frees nothing. */
+  endScope(keep: readonly Tensor[] | undefined): void;
+}
+
+function scopesOf(backend: Backend): ScopedBackend | undefined {
+  const b = backend as Partial<ScopedBackend>;
+  return typeof b.beginScope === "function" && typeof b.endScope === "function"
+    ? (backend as unknown as ScopedBackend)
+    : undefined;
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as Promise<T> | undefined)?.then === "function";
+}
+
+/**
  * One sequence being processed: its KV cache, per-layer state and position. The runner loop lives here:
  * it owns the order of layers and chunks, asks the weight store for each layer right before it runs (and
  * releases it after), and tells the KV store when a layer starts and ends.
@@ -27,14 +49,17 @@ export interface ForwardOptions {
 export class Sequence {
   private readonly states: LayerState[];
   private position = 0;
+  private readonly scopes: ScopedBackend | undefined;
 
   constructor(
-    private readonly backend: Backend,
+    /** The backend the sequence runs on (its tensors, e.g. the logits `forward` returns, belong to it). */
+    readonly backend: Backend,
     private readonly model: CausalLM,
     private readonly weights: WeightStore,
     private readonly kv: KvStore,
   ) {
     this.states = Array.from({ length: model.numLayers }, () => new Map());
+    this.scopes = scopesOf(backend);
   }
 
   /** Tokens processed so far. */
@@ -61,9 +86,11 @@ export class Sequence {
     if (layerMajor) {
       if (options.logits === "last") {
         const last = hidden[hidden.length - 1];
-        return this.head(this.backend.sliceRows(last, last.shape[0] - 1, 1));
+        const row = this.backend.sliceRows(last, last.shape[0] - 1, 1);
+        for (const h of hidden) h.dispose();
+        return this.headOf(row);
       }
-      return this.concatRows(hidden.map((h) => this.head(h)));
+      return this.concatRows(hidden.map((h) => this.headOf(h)));
     }
     return hidden.length === 1 ? hidden[0] : this.concatRows(hidden);
   }
@@ -90,12 +117,20 @@ export class Sequence {
   /** Drops the cache and state: the next forward starts at position 0. */
   reset(): void {
     this.kv.truncate(0);
-    for (const s of this.states) s.clear();
+    this.clearStates();
     this.position = 0;
   }
 
   dispose(): void {
     this.kv.dispose();
+    this.clearStates();
+  }
+
+  private clearStates(): void {
+    for (const s of this.states) {
+      for (const t of s.values()) t.dispose();
+      s.clear();
+    }
   }
 
   /** Each chunk through every layer, then the next chunk; returns the logits of each chunk (per options). */
@@ -108,15 +143,18 @@ export class Sequence {
       for (let i = 0; i < this.model.numLayers; i++) {
         const w = await this.weights.layer(i);
         try {
-          hidden = await this.runLayer(i, w, hidden, positions);
+          hidden = this.replace(hidden, await this.runLayer(i, w, hidden, positions), i);
         } finally {
           this.weights.release?.(i);
         }
       }
       this.position += ids.length;
-      if (options.logits === "all") parts.push(this.head(hidden));
-      else if (c === chunks.length - 1)
-        parts.push(this.head(this.backend.sliceRows(hidden, ids.length - 1, 1)));
+      if (options.logits === "all") parts.push(this.headOf(hidden));
+      else if (c === chunks.length - 1) {
+        const row = this.backend.sliceRows(hidden, ids.length - 1, 1);
+        hidden.dispose();
+        parts.push(this.headOf(row));
+      } else hidden.dispose();
     }
     return parts;
   }
@@ -136,7 +174,7 @@ export class Sequence {
       const w = await this.weights.layer(i);
       try {
         for (let c = 0; c < chunks.length; c++)
-          hidden[c] = await this.runLayer(i, w, hidden[c], positions[c]);
+          hidden[c] = this.replace(hidden[c], await this.runLayer(i, w, hidden[c], positions[c]), i);
       } finally {
         this.weights.release?.(i);
       }
@@ -145,28 +183,68 @@ export class Sequence {
     return hidden;
   }
 
+  /**
+   * Runs layer i. A synchronous layer runs inside a backend scope (when the backend has them): everything it
+   * allocated except its output, its recurrent state and the KV containers is freed when it returns. A
+   * layer that awaits (MoE routing reads) is left to the garbage collector: a scope cannot span an await.
+   */
   private async runLayer(i: number, w: Weights, hidden: Tensor, positions: Int32Array): Promise<Tensor> {
     const hasKv = this.model.kvSpec(i) !== undefined;
     if (hasKv) await this.kv.beforeLayer?.(i);
     const kv = hasKv ? this.kv.layer(i) : undefined;
-    const out = await this.model.layer(i, hidden, w, {
-      backend: this.backend,
-      positions,
-      kv,
-      state: this.states[i],
-    });
+    const state = this.states[i];
+    const ctx = { backend: this.backend, positions, kv, state };
+    const previousState = state.size > 0 ? [...state.values()] : [];
+    const scopes = this.scopes;
+    scopes?.beginScope();
+    let result: Tensor | Promise<Tensor>;
+    try {
+      result = this.model.layer(i, hidden, w, ctx);
+    } catch (error) {
+      scopes?.endScope(undefined);
+      throw error;
+    }
+    let out: Tensor;
+    if (isPromise(result)) {
+      scopes?.endScope(undefined);
+      out = await result;
+    } else {
+      out = result;
+      scopes?.endScope([out, hidden, ...state.values()]);
+    }
+    // Recurrent state the layer replaced is no longer needed (its ops were recorded before the replacement).
+    for (const old of previousState) if (old !== out && ![...state.values()].includes(old)) old.dispose();
     if (hasKv) await this.kv.afterLayer?.(i);
     return out;
+  }
+
+  /** The next hidden state: the previous one is freed unless the layer returned it or keeps it as state. */
+  private replace(previous: Tensor, next: Tensor, layer: number): Tensor {
+    if (next !== previous && ![...this.states[layer].values()].includes(previous)) previous.dispose();
+    return next;
   }
 
   private positionsOf(rows: number): Int32Array {
     return Int32Array.from({ length: rows }, (_, j) => this.position + j);
   }
 
-  private head(hidden: Tensor): Tensor {
-    return this.model.head(hidden, this.weights.global(), { backend: this.backend });
+  /** Logits of `hidden`, which is freed (with the head's intermediates, in a backend scope). */
+  private headOf(hidden: Tensor): Tensor {
+    const scopes = this.scopes;
+    scopes?.beginScope();
+    let logits: Tensor;
+    try {
+      logits = this.model.head(hidden, this.weights.global(), { backend: this.backend });
+    } catch (error) {
+      scopes?.endScope(undefined);
+      throw error;
+    }
+    scopes?.endScope([logits]);
+    if (logits !== hidden) hidden.dispose();
+    return logits;
   }
 
+  /** The parts' rows in one tensor; the parts are freed. */
   private concatRows(parts: Tensor[]): Tensor {
     const cols = parts[0].shape[1];
     const rows = parts.reduce((n, p) => n + p.shape[0], 0);
@@ -175,6 +253,7 @@ export class Sequence {
     for (const p of parts) {
       this.backend.writeRows(out, row, p);
       row += p.shape[0];
+      p.dispose();
     }
     return out;
   }

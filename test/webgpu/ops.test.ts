@@ -119,25 +119,28 @@ run("WebGPU ops match the CPU backend", () => {
       [3, 128, false],
       [6, 40, true],
       [2, 37, false],
-    ])("rows %i, in %i, biases %s: linearMany (q/k/v) and linearGated (silu, gelu_tanh)", async (rows, inDim, withBias) => {
-      const [xc, xg] = pair(g, random(rows * inDim, rows * 3 + inDim), [rows, inDim]);
-      const sizes = [48, 16, 16];
-      const weights = sizes.map((n, i) => pair(g, random(n * inDim, 50 + i, 0.5), [n, inDim], dtype));
-      const biases = sizes.map((n, i) => pair(g, random(n, 60 + i), [n], "bf16"));
-      const parts = (side: 0 | 1) =>
-        weights.map((w, i) => ({ weight: w[side], bias: withBias ? biases[i][side] : undefined }));
-      const got = g.linearMany(xg, parts(1));
-      const want = cpu.linearMany(xc, parts(0));
-      for (let i = 0; i < sizes.length; i++) await compare(got[i], want[i]);
-      const [gate, up] = [48, 48].map((n, i) => pair(g, random(n * inDim, 70 + i, 0.5), [n, inDim], dtype));
-      for (const act of ["silu", "gelu_tanh"] as const) {
-        const gb = withBias ? biases[0] : undefined;
-        await compare(
-          g.linearGated(xg, gate[1], up[1], act, gb?.[1], gb?.[1]),
-          cpu.linearGated(xc, gate[0], up[0], act, gb?.[0], gb?.[0]),
-        );
-      }
-    });
+    ])(
+      "rows %i, in %i, biases %s: linearMany (q/k/v) and linearGated (silu, gelu_tanh)",
+      async (rows, inDim, withBias) => {
+        const [xc, xg] = pair(g, random(rows * inDim, rows * 3 + inDim), [rows, inDim]);
+        const sizes = [48, 16, 16];
+        const weights = sizes.map((n, i) => pair(g, random(n * inDim, 50 + i, 0.5), [n, inDim], dtype));
+        const biases = sizes.map((n, i) => pair(g, random(n, 60 + i), [n], "bf16"));
+        const parts = (side: 0 | 1) =>
+          weights.map((w, i) => ({ weight: w[side], bias: withBias ? biases[i][side] : undefined }));
+        const got = g.linearMany(xg, parts(1));
+        const want = cpu.linearMany(xc, parts(0));
+        for (let i = 0; i < sizes.length; i++) await compare(got[i], want[i]);
+        const [gate, up] = [48, 48].map((n, i) => pair(g, random(n * inDim, 70 + i, 0.5), [n, inDim], dtype));
+        for (const act of ["silu", "gelu_tanh"] as const) {
+          const gb = withBias ? biases[0] : undefined;
+          await compare(
+            g.linearGated(xg, gate[1], up[1], act, gb?.[1], gb?.[1]),
+            cpu.linearGated(xc, gate[0], up[0], act, gb?.[0], gb?.[0]),
+          );
+        }
+      },
+    );
   });
 
   it("linear and embedding over weights split into many buffers", async () => {

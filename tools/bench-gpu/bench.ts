@@ -7,6 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import type { Backend } from "../../src/engine/backend.js";
+import type { Tensor } from "../../src/engine/tensor.js";
 import type { WebGpuBackend, WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { loadModel } from "../../src/engine/model.js";
 
@@ -43,6 +44,15 @@ function parseArgs(argv: string[]): Args {
     else a.models.push(v);
   }
   return a;
+}
+
+/** The greedy next token: topKRows(·, 1) on the device (4 numbers back), or the whole row when unavailable. */
+async function greedy(b: Backend, logits: Tensor): Promise<number> {
+  try {
+    return (await b.topKRows(logits, 1).read())[0];
+  } catch {
+    return argmax(await logits.read());
+  }
 }
 
 function argmax(row: Float32Array): number {
@@ -98,9 +108,9 @@ interface ModelResult {
   weightBytes: number;
   loadSeconds: number;
   uploadGBps: number;
-  tuned: Record<string, { wg: number; unroll: number; gbps: number }>;
   decodeTokS: number;
-  decodePipelinedTokS: number;
+  decodeSubmitEvery: number;
+  decodeBySubmitInterval: Record<string, number>;
   decodeRecordMsPerToken: number;
   decodeGpuMsPerToken: number | undefined;
   dispatchesPerToken: number;
@@ -131,58 +141,55 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     `${dir}: loaded in ${loadSeconds.toFixed(1)} s (upload ${uploadGBps.toFixed(2)} GB/s), ${(weightBytes / 1e9).toFixed(2)} GB`,
   );
 
-  const tuned: ModelResult["tuned"] = {};
-  for (const [name, n, k] of [
-    ["q/o", H, H],
-    ["k/v", kv, H],
-    ["gate/up", I, H],
-    ["down", H, I],
-    ["lm_head", V, H],
-  ] as [string, number, number][]) {
-    tuned[name] = await backend.tuneGemv("bf16", n, k);
-    log(
-      `  tune ${name} [${n}x${k}]: wg ${tuned[name].wg} unroll ${tuned[name].unroll} → ${tuned[name].gbps.toFixed(0)} GB/s`,
-    );
-  }
-
-  // Decode: a short prompt, warm-up, then timed steps (forward + read of the logits + host argmax).
+  // Decode: a short prompt, warm-up, then timed steps (forward + greedy pick on the device), with the
+  // backend's default submission policy and with a submit every N dispatches.
   const seq = model.newSequence();
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 31 + 7) % V);
-  let logits = await (await seq.forward(prompt, { logits: "last" })).read();
-  for (let i = 0; i < 8; i++) logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
+  let next = await greedy(backend, await seq.forward(prompt, { logits: "last" }));
+  const steps = async (count: number) => {
+    let record = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const r0 = performance.now();
+      const out = await seq.forward([next], { logits: "last" });
+      record += performance.now() - r0;
+      next = await greedy(backend, out);
+    }
+    return { tokS: count / ((performance.now() - t0) / 1000), recordMs: record / count };
+  };
   backend.setTiming(false);
+  await steps(8);
   const before = backend.stats();
-  let record = 0;
-  const td = performance.now();
-  for (let i = 0; i < args.decode; i++) {
-    const r0 = performance.now();
-    const out = await seq.forward([argmax(logits)], { logits: "last" });
-    record += performance.now() - r0;
-    logits = await out.read();
-  }
-  const decodeSeconds = (performance.now() - td) / 1000;
+  const byDefault = await steps(args.decode);
   const after = backend.stats();
-  // The same with a submit every 64 dispatches (GPU starts while the step is still being recorded).
-  backend.setSubmitEvery(64);
-  const tp0 = performance.now();
-  for (let i = 0; i < args.decode; i++)
-    logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
-  const pipelinedTokS = args.decode / ((performance.now() - tp0) / 1000);
+  const defaultEvery = backend.submitEveryDispatches;
+  const sweep: Record<string, number> = {};
+  for (const every of [0, 16, 32, 64, 128]) {
+    backend.setSubmitEvery(every);
+    await steps(4);
+    sweep[String(every)] = (await steps(args.decode)).tokS;
+  }
+  backend.setSubmitEvery(defaultEvery);
+  log(
+    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); by submit interval: ${Object.entries(
+      sweep,
+    )
+      .map(([k, v]) => `${k === "0" ? "step" : k} ${v.toFixed(1)}`)
+      .join(", ")}`,
+  );
+  // GPU time per step from timestamp queries, one submit per step (the queries cost a little).
   backend.setSubmitEvery(0);
-  log(`  decode with a submit every 64 dispatches: ${pipelinedTokS.toFixed(1)} tok/s`);
-  // GPU time per step from timestamp queries, on a few more steps (the queries cost a little).
   backend.setTiming(true);
   const timed0 = backend.stats();
-  for (let i = 0; i < 16; i++)
-    logits = await (await seq.forward([argmax(logits)], { logits: "last" })).read();
+  await steps(16);
   await new Promise((r) => setTimeout(r, 100)); // let the last timestamp readbacks land
   const timed1 = backend.stats();
+  backend.setSubmitEvery(defaultEvery);
   seq.dispose();
   const decodeGpuMsPerToken =
     timed1.gpuMs !== undefined ? (timed1.gpuMs - (timed0.gpuMs ?? 0)) / 16 : undefined;
-  const decodeTokS = args.decode / decodeSeconds;
   log(
-    `  decode: ${decodeTokS.toFixed(1)} tok/s, ${((after.bindGroupsCreated - before.bindGroupsCreated) / args.decode).toFixed(1)} bind groups created/token (record ${(record / args.decode).toFixed(2)} ms/token, GPU ${decodeGpuMsPerToken?.toFixed(2) ?? "?"} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token)`,
+    `  decode GPU time ${decodeGpuMsPerToken?.toFixed(2) ?? "?"} ms/token (timestamps, one submit per step)`,
   );
 
   // Prefill: warm-up on a short prompt (compiles the GEMM pipelines), then the long prompt in one chunk.
@@ -217,10 +224,10 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     weightBytes,
     loadSeconds,
     uploadGBps,
-    tuned,
-    decodeTokS,
-    decodePipelinedTokS: pipelinedTokS,
-    decodeRecordMsPerToken: record / args.decode,
+    decodeTokS: byDefault.tokS,
+    decodeSubmitEvery: defaultEvery,
+    decodeBySubmitInterval: sweep,
+    decodeRecordMsPerToken: byDefault.recordMs,
     decodeGpuMsPerToken,
     dispatchesPerToken: (after.dispatches - before.dispatches) / args.decode,
     submitsPerToken: (after.submits - before.submits) / args.decode,
@@ -243,6 +250,7 @@ try {
   let ok = false;
   // Kernel configurations, fastest first: Dawn robustness off and subgroups on, then safer ones.
   const configs = [
+    { toggles: "allow_unsafe_apis,disable_robustness,skip_validation", subgroups: true },
     { toggles: "allow_unsafe_apis,disable_robustness", subgroups: true },
     { toggles: "allow_unsafe_apis,disable_robustness", subgroups: false },
     { toggles: "", subgroups: true },

@@ -42,8 +42,8 @@ echo "[$(elapsed) s] transformers done (rc $?)"
 
 wait $GGUF
 echo "[$(elapsed) s] gguf: $(tail -2 "$W/gguf.log" | tr '\n' ' ')"
-# Wait for the build, but not past ~480 s of this run.
-while kill -0 $BUILD 2>/dev/null && [ "$(elapsed)" -lt 480 ]; do sleep 2; done
+# Wait for the build, but not past ~330 s of this run.
+while kill -0 $BUILD 2>/dev/null && [ "$(elapsed)" -lt 330 ]; do sleep 2; done
 tail -5 "$W/build.log"
 tail -40 "$W/build.log" > "$OUT/build-tail.txt"
 if [ -x "$W/llama-src/build/bin/llama-bench" ]; then
@@ -54,5 +54,10 @@ if [ -x "$W/llama-src/build/bin/llama-bench" ]; then
 else
   echo "llama-bench was not built in time"
 fi
+# The CPU backend on the host's cores against PyTorch CPU on the same checkpoint (after the build: no competition).
+timeout 150 node .bench-build/tools/bench-gpu/cpu-bench.js "$W/m1b" 16,8 "$OUT/cpu-ours.json" > "$W/cpu-ours.log" 2>&1
+echo "[$(elapsed) s] CPU ours rc $?"; tail -8 "$W/cpu-ours.log"
+PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench-gpu/hf_cpu_bench.py "$W/m1b" 16,8 > "$OUT/cpu-torch.json"
+echo "[$(elapsed) s] CPU torch rc $?"
 node .bench-build/tools/bench-gpu/table.js "$OUT" | tee "$OUT/table.md"
 echo "[$(elapsed) s] done"

@@ -40,11 +40,13 @@ if (ours) {
   console.log("\nDetails (ours):\n");
   for (const m of ours.models ?? []) {
     console.log(
-      `- ${m.dir}: load ${fmt(m.loadSeconds)} s (upload ${fmt(m.uploadGBps, 2)} GB/s); decode record ${fmt(m.decodeRecordMsPerToken, 2)} ms/token, ${fmt(m.submitsPerToken, 0)} submit/token (${fmt(m.decodePipelinedTokS)} tok/s with a submit every 64 dispatches), GPU ${fmt(m.decodeGpuMsPerToken, 2)} ms/token, ${fmt(m.dispatchesPerToken, 0)} dispatches/token; prefill GPU ${fmt(m.prefillGpuMs, 0)} ms; GEMV tuning: ${Object.entries(
-        m.tuned ?? {},
+      `- ${m.dir}: load ${fmt(m.loadSeconds)} s (upload ${fmt(m.uploadGBps, 2)} GB/s); decode record ${fmt(m.decodeRecordMsPerToken, 2)} ms/token, submit every ${m.decodeSubmitEvery || "step"} (${fmt(m.submitsPerToken, 1)} submits/token); tok/s by submit interval: ${Object.entries(
+        m.decodeBySubmitInterval ?? {},
       )
-        .map(([k, v]) => `${k} ${(v as { gbps: number }).gbps.toFixed(0)} GB/s`)
-        .join(", ")}`,
+        .map(([k, v]) => `${k === "0" ? "step" : k} ${fmt(v as number)}`)
+        .join(
+          ", ",
+        )}; GPU ${fmt(m.decodeGpuMsPerToken, 2)} ms/token (one submit per step), ${fmt(m.dispatchesPerToken, 0)} dispatches/token; prefill GPU ${fmt(m.prefillGpuMs, 0)} ms`,
     );
   }
   for (const c of ours.checks ?? []) console.log(`- check: ${JSON.stringify(c)}`);

@@ -7,7 +7,7 @@ import { InMemoryKvStore, type KvLayerSpec, type KvView, type MemoryKvLayer } fr
  * Backends whose attention honours `kvPositionOffset` (key row j at absolute position offset + j), which a
  * ring buffer needs. A backend adds its name here once its attention implements the field.
  */
-export const BACKENDS_WITH_KEY_OFFSET: ReadonlySet<string> = new Set(["cpu"]);
+export const BACKENDS_WITH_KEY_OFFSET: ReadonlySet<string> = new Set(["cpu", "webgpu"]);
 
 /**
  * Sliding-window ring buffer: each layer keeps only the last `windowTokens` positions, and attention is

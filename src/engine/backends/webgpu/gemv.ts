@@ -190,7 +190,8 @@ const cache = new Map<string, KernelSource>();
 
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */
 export function gemvBlockKernel(v: BlockGemvVariant): KernelSource {
-  const key = JSON.stringify(v);
+  // A template key: JSON.stringify of the variant per dispatch was a visible part of the host cost.
+  const key = `${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated}:${v.bias[0]}:${v.bias[1]}:${v.bias[2]}`;
   let k = cache.get(key);
   if (!k) {
     k = gemvKernelBlockImpl(v);

@@ -20,6 +20,8 @@ export interface BindingDecl {
 
 export interface KernelSource {
   key: string;
+  /** A small number naming the source in the backend's bind-group cache keys (cheaper than `key`). */
+  id: number;
   /** WGSL after the bindings, written against the logical binding names. */
   body: string;
   params: ParamType[];
@@ -30,12 +32,19 @@ export interface KernelSource {
 /** 2D dispatches: workgroup id (x, y) → a linear index, for counts above maxComputeWorkgroupsPerDimension. */
 const LINEAR_WG = "(wid.x + wid.y * nwg.x)";
 
-/** Memoised by arguments: generating WGSL text per op call would cost more than recording the dispatch. */
+let nextSourceId = 1;
+
+/**
+ * Memoised by arguments: generating WGSL text per op call would cost more than recording the dispatch.
+ * Primitive arguments are joined (JSON.stringify per op was a visible part of the host cost); objects
+ * (variants) are serialised.
+ */
 // biome-ignore lint/suspicious/noExplicitAny: generic over the generators' argument lists
 function memo<A extends any[]>(make: (...args: A) => KernelSource): (...args: A) => KernelSource {
   const sources = new Map<string, KernelSource>();
   return (...args: A) => {
-    const key = args.length === 1 && typeof args[0] !== "object" ? String(args[0]) : JSON.stringify(args);
+    let key = "";
+    for (const a of args) key += typeof a === "object" && a !== null ? `${JSON.stringify(a)};` : `${a};`;
     let k = sources.get(key);
     if (!k) {
       k = make(...args);
@@ -56,6 +65,7 @@ export function build(
   const struct = `struct P { ${fields.map(([n, t]) => `${n}: ${t}`).join(", ")} }`;
   return {
     key,
+    id: nextSourceId++,
     body: `${struct}\n@group(0) @binding(0) var<uniform> p: P;\n${body}`,
     params: fields.map(([, t]) => t),
     bindings,
@@ -148,6 +158,30 @@ ${MAIN_1D}
   if (i >= p.n) { return; }
   let row = i / p.cols; let c = i % p.cols;
   Y[p.yo + row * p.ys + c] = S_at(p.so + row * p.ss + c);
+}`,
+  );
+}
+
+/**
+ * Two independent strided copies in one dispatch (the k and v rows of a KV append): threads [0, n0) do the
+ * first as copyKernel does, threads [n0, n0 + n1) the second.
+ */
+function copyPairKernelImpl(src0: DType, src1: DType): KernelSource {
+  return build(
+    `copy2:${src0}:${src1}`,
+    u32s("n0", "cols0", "so0", "ss0", "yo0", "ys0", "n1", "cols1", "so1", "ss1", "yo1", "ys1"),
+    [r("S0", src0), w("Y0"), r("S1", src1), w("Y1")],
+    `${loader("S0", src0)}
+${loader("S1", src1)}
+${MAIN_1D}
+  if (i < p.n0) {
+    let row = i / p.cols0; let c = i % p.cols0;
+    Y0[p.yo0 + row * p.ys0 + c] = S0_at(p.so0 + row * p.ss0 + c);
+  } else if (i < p.n0 + p.n1) {
+    let j = i - p.n0;
+    let row = j / p.cols1; let c = j % p.cols1;
+    Y1[p.yo1 + row * p.ys1 + c] = S1_at(p.so1 + row * p.ss1 + c);
+  }
 }`,
   );
 }
@@ -300,6 +334,131 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   );
 }
 
+/**
+ * The residual add and the RMS norm of its result in one pass: S = A + B, Y = rmsNorm(S) per group of `dim`
+ * values; one workgroup per group. Each thread reads back only the sums it wrote itself.
+ */
+function addRmsNormKernelImpl(a: DType, b: DType, weight: DType, wg: number): KernelSource {
+  return build(
+    `addrmsnorm:${a}:${b}:${weight}:${wg}`,
+    [...u32s("groups", "dim", "ao", "bo", "wo", "so", "yo"), ["eps", "f32"], ["woff", "f32"]],
+    [r("A", a), r("B", b), r("W", weight), w("S"), w("Y")],
+    `${loader("A", a)}
+${loader("B", b)}
+${loader("W", weight)}
+const WG: u32 = ${wg}u;
+var<workgroup> red: array<f32, WG>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let g = ${LINEAR_WG};
+  if (g >= p.groups) { return; }
+  let base = g * p.dim;
+  var ss = 0.0;
+  for (var i = l; i < p.dim; i += WG) {
+    let v = A_at(p.ao + base + i) + B_at(p.bo + base + i);
+    S[p.so + base + i] = v;
+    ss += v * v;
+  }
+  red[l] = ss;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (l < s) { red[l] += red[l + s]; }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / sqrt(red[0] / f32(p.dim) + p.eps);
+  for (var i = l; i < p.dim; i += WG) {
+    Y[p.yo + base + i] = (S[p.so + base + i] * inv) * (p.woff + W_at(p.wo + i));
+  }
+}`,
+  );
+}
+
+/**
+ * Per row of X [rows, cols]: the k largest values with their indices (descending; ties → lower index) and
+ * log(Σ exp(x)), written as [indices (f32) …, values …, logSumExp]. One workgroup per row: each thread keeps
+ * the best CAP (≥ k) of its strided columns in private arrays and a running (max, Σ exp) in one pass over the
+ * row; then k rounds pick the best head among the threads (a workgroup arg-max) and its owner advances.
+ */
+function topKKernelImpl(x: DType, cap: number, wg: number): KernelSource {
+  const insert =
+    cap === 1
+      ? "if (better(v, c, tv[0], ti[0])) { tv[0] = v; ti[0] = c; }"
+      : `if (better(v, c, tv[CAP - 1u], ti[CAP - 1u])) {
+      var j = CAP - 1u;
+      loop {
+        if (j == 0u) { break; }
+        if (!better(v, c, tv[j - 1u], ti[j - 1u])) { break; }
+        tv[j] = tv[j - 1u]; ti[j] = ti[j - 1u];
+        j--;
+      }
+      tv[j] = v; ti[j] = c;
+    }`;
+  return build(
+    `topk:${x}:${cap}:${wg}`,
+    u32s("rows", "cols", "k", "xo", "yo"),
+    [r("X", x), w("Y")],
+    `${loader("X", x)}
+const WG: u32 = ${wg}u;
+const CAP: u32 = ${cap}u;
+const NONE: u32 = 0xffffffffu;
+var<workgroup> rv: array<f32, WG>;
+var<workgroup> rs: array<f32, WG>;
+var<workgroup> ri: array<u32, WG>;
+// (v1, i1) ranks before (v2, i2): larger value, then lower index; an empty slot (NONE) ranks last.
+fn better(v1: f32, i1: u32, v2: f32, i2: u32) -> bool {
+  return i1 != NONE && (i2 == NONE || v1 > v2 || (v1 == v2 && i1 < i2));
+}
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) l: u32) {
+  let row = ${LINEAR_WG};
+  if (row >= p.rows) { return; }
+  let base = p.xo + row * p.cols;
+  var tv: array<f32, CAP>;
+  var ti: array<u32, CAP>;
+  for (var j = 0u; j < CAP; j++) { tv[j] = ${NEG}; ti[j] = NONE; }
+  var m = ${NEG};
+  var s = 0.0;
+  for (var c = l; c < p.cols; c += WG) {
+    let v = X_at(base + c);
+    if (v > m) { s = s * exp(m - v) + 1.0; m = v; } else { s += exp(v - m); }
+    ${insert}
+  }
+  // log Σ exp: combine the threads' (max, sum).
+  rv[l] = m; rs[l] = s;
+  workgroupBarrier();
+  for (var st = WG / 2u; st > 0u; st >>= 1u) {
+    if (l < st) {
+      let m1 = rv[l]; let m2 = rv[l + st];
+      let mm = max(m1, m2);
+      rs[l] = rs[l] * exp(m1 - mm) + rs[l + st] * exp(m2 - mm);
+      rv[l] = mm;
+    }
+    workgroupBarrier();
+  }
+  let yo = p.yo + row * (2u * p.k + 1u);
+  if (l == 0u) { Y[yo + 2u * p.k] = rv[0] + log(rs[0]); }
+  workgroupBarrier();
+  // k rounds of a workgroup arg-max over the threads' current heads.
+  var head = 0u;
+  for (var r = 0u; r < p.k; r++) {
+    var hv = ${NEG};
+    var hi = NONE;
+    if (head < CAP) { hv = tv[head]; hi = ti[head]; }
+    rv[l] = hv; ri[l] = hi;
+    workgroupBarrier();
+    for (var st = WG / 2u; st > 0u; st >>= 1u) {
+      if (l < st && better(rv[l + st], ri[l + st], rv[l], ri[l])) { rv[l] = rv[l + st]; ri[l] = ri[l + st]; }
+      workgroupBarrier();
+    }
+    let best = ri[0];
+    if (l == 0u) { Y[yo + r] = f32(best); Y[yo + p.k + r] = rv[0]; }
+    if (hi != NONE && hi == best) { head++; }
+    workgroupBarrier();
+  }
+}`,
+  );
+}
+
 /** Rotate-half rope from a cos/sin table [rows, half] (then sin at +rows*half) computed on the host in f32. */
 function ropeKernelImpl(x: DType): KernelSource {
   return build(
@@ -326,6 +485,39 @@ ${MAIN_1D}
   );
 }
 
+/**
+ * Rope of two tensors with the same rows (q and k of one layer) from one cos/sin table, in one dispatch:
+ * threads [0, n0) rotate X0 into Y0, threads [n0, n0 + n1) X1 into Y1.
+ */
+function ropePairKernelImpl(x0: DType, x1: DType): KernelSource {
+  return build(
+    `rope2:${x0}:${x1}`,
+    u32s("n0", "width0", "xo0", "yo0", "n1", "width1", "xo1", "yo1", "headDim", "half", "rot", "to", "so"),
+    [r("X0", x0), r("X1", x1), host("T", "f32"), w("Y0"), w("Y1")],
+    `${loader("X0", x0)}
+${loader("X1", x1)}
+fn rotated(row: u32, d: u32, x: f32, partner: f32) -> f32 {
+  if (d < p.half) { let t = row * p.half + d; return x * T[p.to + t] - partner * T[p.so + t]; }
+  if (d < p.rot) { let t = row * p.half + d - p.half; return x * T[p.to + t] + partner * T[p.so + t]; }
+  return x;
+}
+${MAIN_1D}
+  if (i < p.n0) {
+    let d = (i % p.width0) % p.headDim;
+    var partner = 0.0;
+    if (d < p.half) { partner = X0_at(p.xo0 + i + p.half); } else if (d < p.rot) { partner = X0_at(p.xo0 + i - p.half); }
+    Y0[p.yo0 + i] = rotated(i / p.width0, d, X0_at(p.xo0 + i), partner);
+  } else if (i < p.n0 + p.n1) {
+    let j = i - p.n0;
+    let d = (j % p.width1) % p.headDim;
+    var partner = 0.0;
+    if (d < p.half) { partner = X1_at(p.xo1 + j + p.half); } else if (d < p.rot) { partner = X1_at(p.xo1 + j - p.half); }
+    Y1[p.yo1 + j] = rotated(j / p.width1, d, X1_at(p.xo1 + j), partner);
+  }
+}`,
+  );
+}
+
 /** Keys per split of the flash-decoding attention (scores of one split live in workgroup memory). */
 export const ATTENTION_CHUNK = 256;
 const ATTENTION_WG = 128;
@@ -335,9 +527,13 @@ const NEG = "-3.0e38";
 
 /**
  * Split-K attention, pass 1: workgroup (split, head, row) scores its chunk of keys under the causal /
- * sliding-window mask, and writes (max, sum, unnormalised output[dim]) to the partial buffer.
+ * sliding-window mask, and writes (max, sum, unnormalised output[dim]) to the partial buffer. Key row j holds
+ * absolute position j + koff (a ring-buffer KV cache passes its window with an offset).
+ *
+ * `direct` (one split): the workgroup sees every key of its (row, head), so it normalises (with the sink
+ * logit, when given) and writes the attention output itself: no partial buffer and no second pass.
  */
-function attentionPartialKernelImpl(vec4: boolean): KernelSource {
+function attentionPartialKernelImpl(vec4: boolean, direct: boolean, sinks: DType | undefined): KernelSource {
   const dot = vec4
     ? `var acc = vec4<f32>(0.0);
       for (var d = 0u; d < p.dim; d += 4u) {
@@ -346,8 +542,34 @@ function attentionPartialKernelImpl(vec4: boolean): KernelSource {
       let dotv = acc.x + acc.y + acc.z + acc.w;`
     : `var dotv = 0.0;
       for (var d = 0u; d < p.dim; d++) { dotv += qs[d] * K[kb + d]; }`;
+  const bindings = [rf("Q"), rf("K"), rf("V"), host("POS", "i32")];
+  if (direct && sinks) bindings.push(r("SNK", sinks));
+  bindings.push(w("O"));
+  // Direct: O is the output [rows, heads*dim]; else the partials [rows, heads, splits, dim + 2].
+  const empty = direct
+    ? "for (var d = l; d < p.dim; d += WG) { O[ob + d] = 0.0; }"
+    : `for (var d = l; d < p.dim; d += WG) { O[ob + 2u + d] = 0.0; }
+    if (l == 0u) { O[ob] = ${NEG}; O[ob + 1u] = 0.0; }`;
+  const finish = direct
+    ? `var top = mx;
+  ${sinks ? "let sink = SNK_at(p.sko + h); top = max(mx, sink);" : ""}
+  let rescale = exp(mx - top);
+  let total = red[0] * rescale${sinks ? " + exp(sink - top)" : ""};
+  var inv = 0.0;
+  if (total > 0.0) { inv = rescale / total; }
+  for (var d = l; d < p.dim; d += WG) {
+    var acc = 0.0;
+    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
+    O[ob + d] = acc * inv;
+  }`
+    : `for (var d = l; d < p.dim; d += WG) {
+    var acc = 0.0;
+    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
+    O[ob + 2u + d] = acc;
+  }
+  if (l == 0u) { O[ob] = mx; O[ob + 1u] = red[0]; }`;
   return build(
-    `attn1:${vec4}`,
+    `attn1:${vec4}:${direct ? `direct:${sinks ?? "-"}` : "split"}`,
     [
       ...u32s(
         "heads",
@@ -364,12 +586,15 @@ function attentionPartialKernelImpl(vec4: boolean): KernelSource {
         "kvStride",
         "po",
         "oo",
+        "koff",
+        "sko",
       ),
       ["scale", "f32"],
       ["softcap", "f32"],
     ],
-    [rf("Q"), rf("K"), rf("V"), host("POS", "i32"), w("O")],
+    bindings,
     `${SAFE_MATH}
+${direct && sinks ? loader("SNK", sinks) : ""}
 const WG: u32 = ${ATTENTION_WG}u;
 var<workgroup> qs: array<f32, ${ATTENTION_MAX_DIM}>;
 var<workgroup> sc: array<f32, ${ATTENTION_CHUNK}>;
@@ -377,18 +602,21 @@ var<workgroup> red: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
   let s = wid.x; let h = wid.y; let row = wid.z;
-  let pos = u32(max(POS[p.po + row], 0));
-  let last = min(pos, p.kvLen - 1u);
+  // Key rows [first, end) are visible: rel is the query's row (its absolute position minus koff).
+  let rel = POS[p.po + row] - i32(p.koff);
+  var end = 0u;
   var first = 0u;
-  if (p.window > 0u && pos + 1u > p.window) { first = pos + 1u - p.window; }
+  if (rel >= 0) {
+    end = min(u32(rel) + 1u, p.kvLen);
+    if (p.window > 0u && u32(rel) + 1u > p.window) { first = u32(rel) + 1u - p.window; }
+  }
   let c0 = s * p.chunk;
-  let c1 = min(c0 + p.chunk, last + 1u);
+  let c1 = min(c0 + p.chunk, end);
   let lo = max(c0, first);
   let kvh = h / p.group;
-  let ob = p.oo + ((row * p.heads + h) * p.splits + s) * (p.dim + 2u);
+  let ob = ${direct ? "p.oo + row * p.heads * p.dim + h * p.dim" : "p.oo + ((row * p.heads + h) * p.splits + s) * (p.dim + 2u)"};
   if (lo >= c1) {
-    for (var d = l; d < p.dim; d += WG) { O[ob + 2u + d] = 0.0; }
-    if (l == 0u) { O[ob] = ${NEG}; O[ob + 1u] = 0.0; }
+    ${empty}
     return;
   }
   for (var d = l; d < p.dim; d += WG) { qs[d] = Q[p.qo + row * p.qStride + h * p.dim + d]; }
@@ -418,12 +646,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
     if (l < st) { red[l] += red[l + st]; }
     workgroupBarrier();
   }
-  for (var d = l; d < p.dim; d += WG) {
-    var acc = 0.0;
-    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
-    O[ob + 2u + d] = acc;
-  }
-  if (l == 0u) { O[ob] = mx; O[ob + 1u] = red[0]; }
+  ${finish}
 }`,
   );
 }
@@ -799,6 +1022,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u
 }
 export const fillKernel = memo(fillKernelImpl);
 export const copyKernel = memo(copyKernelImpl);
+export const copyPairKernel = memo(copyPairKernelImpl);
 export const gatherKernel = memo(gatherKernelImpl);
 export const scatterAddKernel = memo(scatterAddKernelImpl);
 export const unaryKernel = memo(unaryKernelImpl);
@@ -806,7 +1030,10 @@ export const binaryKernel = memo(binaryKernelImpl);
 export const clampedSwigluKernel = memo(clampedSwigluKernelImpl);
 export const embeddingKernel = memo(embeddingKernelImpl);
 export const rmsNormKernel = memo(rmsNormKernelImpl);
+export const addRmsNormKernel = memo(addRmsNormKernelImpl);
+export const topKKernel = memo(topKKernelImpl);
 export const ropeKernel = memo(ropeKernelImpl);
+export const ropePairKernel = memo(ropePairKernelImpl);
 export const attentionPartialKernel = memo(attentionPartialKernelImpl);
 export const attentionCombineKernel = memo(attentionCombineKernelImpl);
 export const gemmKernel = memo(gemmKernelImpl);

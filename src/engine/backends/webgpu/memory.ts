@@ -77,6 +77,7 @@ interface ArenaChunk {
   host: ArrayBuffer;
   u32: Uint32Array;
   f32: Float32Array;
+  i32: Int32Array;
   used: number;
 }
 
@@ -125,6 +126,10 @@ export class ParamArena {
     return (this.last as ArenaChunk).f32;
   }
 
+  get i32(): Int32Array {
+    return (this.last as ArenaChunk).i32;
+  }
+
   private last: ArenaChunk | undefined;
 
   /** Copies what was written to the GPU (call right before submitting). */
@@ -159,6 +164,7 @@ export class ParamArena {
         host,
         u32: new Uint32Array(host),
         f32: new Float32Array(host),
+        i32: new Int32Array(host),
         used: 0,
       };
     }
@@ -253,6 +259,8 @@ export interface HeapBlock {
   /** Byte offset in the page. */
   offset: number;
   size: number;
+  /** The heap the block goes back to. */
+  heap: ActivationHeap;
 }
 
 /**
@@ -286,14 +294,9 @@ export class ActivationHeap {
       this.pages.push(page);
       this.bump = 0;
     }
-    const block = { buffer: page, offset: this.bump, size };
+    const block: HeapBlock = { buffer: page, offset: this.bump, size, heap: this };
     this.bump += size;
     return block;
-  }
-
-  /** Whether the block lies in one of this heap's pages. */
-  owns(block: HeapBlock): boolean {
-    return this.pages.includes(block.buffer);
   }
 
   release(block: HeapBlock): void {

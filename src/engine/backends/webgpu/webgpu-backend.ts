@@ -9,7 +9,7 @@ import type {
   RopeOptions,
   RopeSpec,
 } from "../../backend.js";
-import { topKRowsHost } from "../../topk.js";
+import { checkTopK } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
@@ -19,6 +19,7 @@ import {
   ActivationHeap,
   type ArenaSlice,
   BufferPool,
+  bucketSize,
   type HeapBlock,
   ParamArena,
   StagingRing,
@@ -40,6 +41,13 @@ type Ownership = "heap" | "pooled" | "owned" | "view";
 /** A tensor in GPU memory: one segment, or several for weights larger than one binding. */
 export class WebGpuTensor implements Tensor {
   disposed = false;
+  /** Key of its resources in the backend's table of live tensors (0: views, which own nothing). */
+  id = 0;
+  /**
+   * Written in place by an op (writeRows, scatterAddRows) or made by zeros(): a container (a KV buffer, an
+   * accumulator) that a scope never frees, whoever keeps it.
+   */
+  pinned = false;
 
   constructor(
     private readonly backend: WebGpuBackend,
@@ -80,6 +88,27 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
   stats?: boolean;
   /** Use subgroup operations when the adapter has them (default true; env OLLM_WEBGPU_SUBGROUPS=0 turns them off). */
   subgroups?: boolean;
+  /**
+   * Submit the recorded work every this many dispatches, so a hardware GPU starts on a step while the rest
+   * is recorded (see setSubmitEvery); 0 submits only when a result is read. Default: env
+   * OLLM_WEBGPU_SUBMIT_EVERY, else DEFAULT_SUBMIT_EVERY on a hardware adapter and 0 on a software one
+   * (llvmpipe runs a submit on the CPU before returning, so early submits only add their cost there).
+   */
+  submitEvery?: number;
+}
+
+/**
+ * Dispatches per submission on hardware adapters: on the H200 a submit every 64 dispatches made the 1B decode
+ * 3.0× faster than one submit per step (65.9 → 200.8 tok/s; docs/benchmarks-gpu.md).
+ */
+export const DEFAULT_SUBMIT_EVERY = 64;
+
+/** The submission interval of `options` on this adapter (see WebGpuBackendOptions.submitEvery). */
+export function submitInterval(options: WebGpuBackendOptions, software: boolean): number {
+  const env = process.env.OLLM_WEBGPU_SUBMIT_EVERY;
+  const fromEnv = env !== undefined && env.trim() !== "" ? Number(env) : undefined;
+  const n = options.submitEvery ?? (Number.isFinite(fromEnv) ? fromEnv : undefined);
+  return n !== undefined && n >= 0 ? Math.floor(n) : software ? 0 : DEFAULT_SUBMIT_EVERY;
 }
 
 export interface WebGpuStats {
@@ -96,12 +125,15 @@ export interface WebGpuStats {
 }
 
 const GEMV_MAX_ROWS = 16;
+/** Readback staging buffers up to this size are kept for reuse (logits rows, top-k results). */
+const READBACK_KEEP_BYTES = 4 << 20;
 
 type Binding = GPUBuffer | ArenaSlice;
 
+/** What a tensor owns, kept apart from it so it can be released after the tensor is collected. */
 interface Held {
   ownership: Ownership;
-  buffers: GPUBuffer[];
+  segments: readonly Segment[];
   /** The heap block of a "heap" tensor. */
   block?: HeapBlock;
 }
@@ -116,6 +148,60 @@ interface GemvPart {
   bias: WebGpuTensor | undefined;
   out: WebGpuTensor;
 }
+
+/** Bytes [start, end) of a buffer an op reads or writes. */
+interface Span {
+  buffer: GPUBuffer;
+  start: number;
+  end: number;
+}
+
+function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
+  for (const x of a)
+    for (const y of b) if (x.buffer === y.buffer && x.start < y.end && y.start < x.end) return true;
+  return false;
+}
+
+/**
+ * An op held back one step so that the next one, when it is of the same kind and independent of it, runs
+ * in the same dispatch (the k and v copies of a KV append; the ropes of q and k).
+ */
+interface Deferred {
+  kind: "copy" | "rope";
+  /** Ops with different keys never pair (the rope's table and head layout). */
+  key: string;
+  /** Input dtype (the paired kernels take one per op). */
+  dtype: DType;
+  /** The op alone: kernel, bindings, parameters, threads. */
+  src: K.KernelSource;
+  bindings: Binding[];
+  params: number[];
+  n: number;
+  reads: Span[];
+  writes: Span[];
+}
+
+/** A cached bind group: the ids it was made for (kernel, arena chunk, buffers, host slice sizes). */
+interface BindGroupEntry {
+  ids: number[];
+  pipeline: GPUComputePipeline;
+  group: GPUBindGroup;
+}
+
+/** One step of the bind-group key hash (32-bit FNV-style). */
+function mix(h: number, v: number): number {
+  return Math.imul(h ^ v, 0x01000193);
+}
+
+/** Whether `a` equals the first `count` ids of `b`. */
+function sameIds(a: readonly number[], b: readonly number[], count: number): boolean {
+  if (a.length !== count) return false;
+  for (let i = 0; i < count; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const BUFFER_ID = Symbol("ollm.bufferId");
+let nextBufferId = 1;
 
 function paddedBytes(elements: number, dtype: DType): number {
   return Math.max(16, Math.ceil((elements * DTYPE_BYTES[dtype]) / 16) * 16);
@@ -137,18 +223,30 @@ export class WebGpuBackend implements Backend {
   private readonly heap: ActivationHeap;
   /** Pages of GEMV outputs whose input sits in a page of `heap` (see allocApart). */
   private readonly apartHeap: ActivationHeap;
-  private readonly bindGroups = new Map<string, { pipeline: GPUComputePipeline; group: GPUBindGroup }>();
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 1;
-  private readonly registry: FinalizationRegistry<Held>;
+  /** Bind groups by a hash of what they bind; each entry keeps the exact ids (see `dispatch`). */
+  private readonly bindGroups = new Map<number, BindGroupEntry[]>();
+  private bindGroupCount = 0;
+  /** Scratch of `dispatch`: the ids naming the bind group being looked up. */
+  private readonly keyIds: number[] = new Array(64).fill(0);
+  /**
+   * Tensors dropped without dispose() are released when collected. The registry holds only a number (a
+   * held object per tensor and unregister tokens cost ~1 µs per op in V8); `live` maps it to the resources.
+   */
+  private readonly registry: FinalizationRegistry<number>;
+  private readonly live = new Map<number, Held>();
+  private nextTensorId = 1;
+  /** Activations allocated since beginScope (see there), or undefined outside a scope. */
+  private scope: WebGpuTensor[] | undefined;
+  private scopeDepth = 0;
   private readonly maxSegmentBytes: number;
   private readonly useSubgroups: boolean;
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private deferred: GPUBuffer[] = [];
+  /** The last cos/sin table per rope variant, and its arena slice in the current submission. */
   private ropeCache = new Map<
     RopeSpec,
-    { positions: Int32Array; rot: number; slice: ArenaSlice; rows: number }
+    { positions: Int32Array; rot: number; table: Float32Array; slice: ArenaSlice; epoch: number }
   >();
   private error: string | undefined;
   private dummy: GPUBuffer | undefined;
@@ -176,11 +274,12 @@ export class WebGpuBackend implements Backend {
       options.stagingChunks ?? 8,
     );
     this.useSubgroups = (options.subgroups ?? process.env.OLLM_WEBGPU_SUBGROUPS !== "0") && gpu.subgroups;
+    this.submitEvery = submitInterval(options, gpu.software);
     this.maxSegmentBytes = Math.min(
       gpu.limits.maxStorageBufferBindingSize,
       options.maxSegmentBytes ?? 128 << 20,
     );
-    this.registry = new FinalizationRegistry((held) => this.releaseHeld(held));
+    this.registry = new FinalizationRegistry((id) => this.reclaim(id));
     this.device.addEventListener?.("uncapturederror", (e) => {
       this.error ??= (e as GPUUncapturedErrorEvent).error.message;
     });
@@ -270,6 +369,7 @@ export class WebGpuBackend implements Backend {
 
   zeros(shape: number[]): Tensor {
     const out = this.alloc(shape);
+    out.pinned = true;
     const n = numel(shape);
     if (n > 0) this.run1d(K.fillKernel(), [out.one.buffer], [n, out.one.offset], n);
     return out;
@@ -278,8 +378,39 @@ export class WebGpuBackend implements Backend {
   disposeTensor(t: WebGpuTensor): void {
     if (t.disposed) return;
     t.disposed = true;
-    this.registry.unregister(t);
-    this.releaseHeld(this.held(t));
+    if (t.ownership === "view") return;
+    // A tracked tensor's registry entry stays: when it is collected, its id is no longer in `live`.
+    if (t.id !== 0) this.live.delete(t.id);
+    this.releaseHeld(t);
+  }
+
+  /**
+   * Starts collecting the activations the backend allocates, until `endScope`. Scopes let a caller that knows
+   * which results escape (the sequence runner around one layer: its output and recurrent state) free every
+   * other intermediate at once instead of waiting for garbage collection, which does not run inside a
+   * forward pass (a 2048-token 8B prefill peaked at 28 GB of activations). Scopes must not span an await:
+   * other work on the backend would be collected too. Nested scopes belong to the outermost one.
+   */
+  beginScope(): void {
+    if (this.scopeDepth++ === 0) this.scope = [];
+  }
+
+  /**
+   * Ends the scope: frees what it allocated except `keep`, containers (zeros() and destinations of
+   * writeRows / scatterAddRows: KV buffers, accumulators) and what was already freed. `keep` undefined
+   * abandons the scope (frees nothing; the garbage collector still reclaims the rest).
+   */
+  endScope(keep: readonly Tensor[] | undefined): void {
+    if (this.scopeDepth === 0) throw new OllmError("INTERNAL", "endScope without beginScope");
+    if (--this.scopeDepth > 0) return;
+    const made = this.scope ?? [];
+    this.scope = undefined;
+    // Activations of a scope are tracked for the garbage collector only if they outlive it.
+    for (const t of made) {
+      if (t.disposed) continue;
+      if (!keep || t.pinned || keep.includes(t)) this.track(t);
+      else this.disposeTensor(t);
+    }
   }
 
   async readTensor(t: WebGpuTensor): Promise<Float32Array> {
@@ -297,7 +428,7 @@ export class WebGpuBackend implements Backend {
       // Chunks of ≤ 64 MiB (large single mappings were seen to abort Dawn).
       for (let at = start; at < end; at += 64 << 20) {
         const bytes = Math.min(64 << 20, end - at);
-        const staging = this.device.createBuffer({ size: bytes, usage: USAGE.MAP_READ | USAGE.COPY_DST });
+        const staging = this.readbackBuffer(bytes);
         this.endPass();
         this.commands().copyBufferToBuffer(seg.buffer, at, staging, 0, bytes);
         jobs.push({ seg, start: at, bytes, skip: at === start ? from - start : 0, staging });
@@ -309,8 +440,14 @@ export class WebGpuBackend implements Backend {
     let current: Segment | undefined;
     let raw = new Uint8Array(0);
     let rawAt = 0;
+    // f32 bytes go straight into the result; narrower types are gathered, then widened.
+    const direct = t.dtype === "f32";
     const finishSegment = () => {
       if (!current) return;
+      if (direct) {
+        written += raw.byteLength / 4;
+        return;
+      }
       const values = widenAll(t.dtype, typedView(raw, t.dtype));
       out.set(values, written);
       written += values.length;
@@ -319,21 +456,47 @@ export class WebGpuBackend implements Backend {
       if (job.seg !== current) {
         finishSegment();
         current = job.seg;
-        raw = new Uint8Array(current.units * unit * bpe);
+        const size = current.units * unit * bpe;
+        raw = direct ? new Uint8Array(out.buffer, written * 4, size) : new Uint8Array(size);
         rawAt = 0;
       }
-      await job.staging.mapAsync(USAGE.MAP_READ);
-      const mapped = new Uint8Array(job.staging.getMappedRange());
+      await job.staging.mapAsync(USAGE.MAP_READ, 0, job.bytes);
+      const mapped = new Uint8Array(job.staging.getMappedRange(0, job.bytes));
       const take = Math.min(raw.byteLength - rawAt, mapped.byteLength - job.skip);
       raw.set(mapped.subarray(job.skip, job.skip + take), rawAt);
       rawAt += take;
       job.staging.unmap();
-      job.staging.destroy();
+      this.releaseReadback(job.staging);
     }
     finishSegment();
     this.throwIfFailed();
     return out;
   }
+
+  /** A MAP_READ staging buffer of at least `bytes` (small ones are reused: a buffer per read costs ~10 µs). */
+  private readbackBuffer(bytes: number): GPUBuffer {
+    const size = bucketSize(bytes);
+    if (size <= READBACK_KEEP_BYTES) {
+      const reused = this.readbacks.get(size)?.pop();
+      if (reused) return reused;
+    }
+    return this.device.createBuffer({
+      size: size <= READBACK_KEEP_BYTES ? size : bytes,
+      usage: USAGE.MAP_READ | USAGE.COPY_DST,
+    });
+  }
+
+  private releaseReadback(b: GPUBuffer): void {
+    const list = this.readbacks.get(b.size) ?? [];
+    if (b.size > READBACK_KEEP_BYTES || list.length >= 4 || this.closed) {
+      b.destroy();
+      return;
+    }
+    list.push(b);
+    this.readbacks.set(b.size, list);
+  }
+
+  private readonly readbacks = new Map<number, GPUBuffer[]>();
 
   async sync(): Promise<void> {
     this.flush();
@@ -347,6 +510,8 @@ export class WebGpuBackend implements Backend {
     this.closed = true;
     await this.sync().catch(() => undefined);
     this.pool.clear();
+    for (const list of this.readbacks.values()) for (const b of list) b.destroy();
+    this.readbacks.clear();
     this.heap.destroy();
     this.apartHeap.destroy();
     this.bindGroups.clear();
@@ -365,7 +530,7 @@ export class WebGpuBackend implements Backend {
     const out = this.alloc([ids.length, dim]);
     const n = ids.length * dim;
     if (n === 0) return out;
-    const list = this.hostArray(Uint32Array.from(ids));
+    const list = this.hostInt32(ids);
     for (const seg of t.segments) {
       this.run1d(
         K.embeddingKernel(t.dtype),
@@ -403,6 +568,7 @@ export class WebGpuBackend implements Backend {
         false,
       );
     }
+    this.dropCopy(xs, x);
     return out;
   }
 
@@ -417,6 +583,7 @@ export class WebGpuBackend implements Backend {
     if (rows === 0 || outDim === 0) return out;
     const b = bias ? this.gpuTensor(bias) : undefined;
     this.matmulSegment(xs, wt.dtype, wt.one, 0, outDim, inDim, outDim, out, b, true);
+    this.dropCopy(xs, x);
     return out;
   }
 
@@ -511,23 +678,33 @@ export class WebGpuBackend implements Backend {
       const out = this.allocApart([rowsOf(xs)[0], parts[0].n], xs);
       for (const part of parts) part.out = out;
       this.gemvBlock(xs, parts, activation);
+      this.dropCopy(xs, x);
       return out;
     }
-    const g = this.linear(x, gate, gateBias);
-    const u = this.linear(x, up, upBias);
-    return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
+    // Many rows (prefill GEMM): the two projections, then the product; both projections are freed at once.
+    const g = this.linear(xs, gate, gateBias);
+    const u = this.linear(xs, up, upBias);
+    this.dropCopy(xs, x);
+    const out = activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
+    this.disposeTensor(g as WebGpuTensor);
+    this.disposeTensor(u as WebGpuTensor);
+    return out;
   }
 
   linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
     const xs = this.f32(x);
     const fused = parts.length <= GEMV_MAX_PARTS ? this.gemvParts(xs, parts) : undefined;
-    if (!fused || !this.gemvFits(fused, false)) return parts.map((p) => this.linear(x, p.weight, p.bias));
-    const rows = rowsOf(xs)[0];
-    const outs = fused.map((part) => {
-      part.out = this.allocApart([rows, part.n], xs);
-      return part.out;
-    });
-    this.gemvBlock(xs, fused);
+    let outs: Tensor[];
+    if (!fused || !this.gemvFits(fused, false)) outs = parts.map((p) => this.linear(xs, p.weight, p.bias));
+    else {
+      const rows = rowsOf(xs)[0];
+      outs = fused.map((part) => {
+        part.out = this.allocApart([rows, part.n], xs);
+        return part.out;
+      });
+      this.gemvBlock(xs, fused);
+    }
+    this.dropCopy(xs, x);
     return outs;
   }
 
@@ -614,14 +791,57 @@ export class WebGpuBackend implements Backend {
   }
 
   addRmsNorm(a: Tensor, b: Tensor, weight: Tensor, eps: number, weightOffset = 0) {
-    const sum = this.add(a, b);
-    return { sum, normed: this.rmsNorm(sum, weight, eps, weightOffset) };
+    const at = this.gpuTensor(a);
+    const bt = this.gpuTensor(b);
+    const wt = this.gpuTensor(weight);
+    const n = numel(at.shape);
+    const dim = numel(wt.shape);
+    if (n !== numel(bt.shape))
+      throw new OllmError("INTERNAL", `addRmsNorm: shapes [${at.shape}] and [${bt.shape}] differ`);
+    if (n % dim !== 0)
+      throw new OllmError("INTERNAL", `addRmsNorm: [${at.shape}] is not a multiple of ${dim}`);
+    const sum = this.alloc(at.shape);
+    const normed = this.alloc(at.shape);
+    const groups = n / dim;
+    if (groups === 0) return { sum, normed };
+    const wg = dim > 256 ? 256 : 64;
+    this.dispatch(
+      K.addRmsNormKernel(at.dtype, bt.dtype, wt.dtype, wg),
+      [at.one.buffer, bt.one.buffer, wt.one.buffer, sum.one.buffer, normed.one.buffer],
+      [
+        groups,
+        dim,
+        at.one.offset,
+        bt.one.offset,
+        wt.one.offset,
+        sum.one.offset,
+        normed.one.offset,
+        eps,
+        weightOffset,
+      ],
+      this.grid(groups),
+    );
+    return { sum, normed };
   }
 
-  // TODO(webgpu helper): a GPU reduction; this placeholder reads the whole tensor back.
   topKRows(x: Tensor, k: number): Tensor {
-    void topKRowsHost;
-    throw new OllmError("NOT_IMPLEMENTED", `topKRows(${k}) on webgpu for [${x.shape}]`);
+    const xt = this.gpuTensor(x);
+    const [rows, cols] = rowsOf(xt);
+    checkTopK(k, cols);
+    const out = this.alloc([rows, 2 * k + 1]);
+    if (rows === 0) return out;
+    // Each thread keeps its best `cap` columns: a power of two ≥ k (few pipelines, whatever k is asked).
+    let cap = 1;
+    while (cap < k) cap *= 2;
+    const wg =
+      cols >= 16384 && cap <= 8 && this.gpu.limits.maxComputeInvocationsPerWorkgroup >= 1024 ? 1024 : 256;
+    this.dispatch(
+      K.topKKernel(xt.dtype, cap, wg),
+      [xt.one.buffer, out.one.buffer],
+      [rows, cols, k, xt.one.offset, out.one.offset],
+      this.grid(rows),
+    );
+    return out;
   }
 
   swiglu(gate: Tensor, up: Tensor): Tensor {
@@ -660,12 +880,21 @@ export class WebGpuBackend implements Backend {
     const n = rows * width;
     if (n === 0) return out;
     const table = this.ropeTable(spec, positions, half);
-    this.run1d(
-      K.ropeKernel(xt.dtype),
-      [xt.one.buffer, table, out.one.buffer],
-      [n, width, headDim, half, rot, xt.one.offset, out.one.offset, 0, rows * half],
+    const bpe = DTYPE_BYTES[xt.dtype];
+    const xo = xt.one.offset;
+    const yo = out.one.offset;
+    // Held back: rope(k) right after rope(q) with the same table runs in the same dispatch.
+    this.defer({
+      kind: "rope",
+      key: `${this.bufferId(table.buffer)}:${table.offset}:${table.size}:${headDim}:${half}:${rot}`,
+      dtype: xt.dtype,
+      src: K.ropeKernel(xt.dtype),
+      bindings: [xt.one.buffer, table, out.one.buffer],
+      params: [n, width, headDim, half, rot, xo, yo, 0, rows * half],
       n,
-    );
+      reads: [{ buffer: xt.one.buffer, start: xo * bpe, end: (xo + n) * bpe }],
+      writes: [{ buffer: out.one.buffer, start: yo * 4, end: (yo + n) * 4 }],
+    });
     return out;
   }
 
@@ -680,15 +909,24 @@ export class WebGpuBackend implements Backend {
         "BACKEND_UNAVAILABLE",
         `attention: head width ${headDim} > ${K.ATTENTION_MAX_DIM} is not supported on webgpu`,
       );
+    const offset = o.kvPositionOffset ?? 0;
+    if (!(Number.isInteger(offset) && offset >= 0))
+      throw new OllmError("INTERNAL", `attention: kvPositionOffset ${offset} must be an integer ≥ 0`);
     const out = this.alloc([rows, numHeads * headDim]);
     if (rows === 0) return out;
     const chunk = K.ATTENTION_CHUNK;
     const splits = Math.max(1, Math.ceil(kvLength / chunk));
-    const partial = this.alloc([rows * numHeads * splits * (headDim + 2)]);
-    const positions = this.hostArray(Uint32Array.from(o.queryPositions));
+    const positions = this.positionsArray(o.queryPositions);
+    const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
+    // One split: the scoring pass normalises and writes the output itself (no partials, no second pass).
+    const direct = splits === 1;
+    const partial = direct ? out : this.alloc([rows * numHeads * splits * (headDim + 2)]);
+    const bindings: Binding[] = [qt.one.buffer, kt.one.buffer, vt.one.buffer, positions];
+    if (direct && sinks) bindings.push(sinks.one.buffer);
+    bindings.push(partial.one.buffer);
     this.dispatch(
-      K.attentionPartialKernel(headDim % 4 === 0),
-      [qt.one.buffer, kt.one.buffer, vt.one.buffer, positions, partial.one.buffer],
+      K.attentionPartialKernel(headDim % 4 === 0, direct, direct ? sinks?.dtype : undefined),
+      bindings,
       [
         numHeads,
         numHeads / numKvHeads,
@@ -704,17 +942,22 @@ export class WebGpuBackend implements Backend {
         numKvHeads * headDim,
         0,
         partial.one.offset,
+        offset,
+        sinks?.one.offset ?? 0,
         o.scale,
         o.softcap ?? 0,
       ],
       [splits, numHeads, rows],
     );
-    const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
-    const bindings: Binding[] = [partial.one.buffer, out.one.buffer];
-    if (sinks) bindings.splice(1, 0, sinks.one.buffer);
+    this.dropCopy(qt, q);
+    this.dropCopy(kt, k);
+    this.dropCopy(vt, v);
+    if (direct) return out;
+    const combine: Binding[] = [partial.one.buffer, out.one.buffer];
+    if (sinks) combine.splice(1, 0, sinks.one.buffer);
     this.dispatch(
       K.attentionCombineKernel(sinks?.dtype),
-      bindings,
+      combine,
       [numHeads, headDim, splits, out.one.offset, sinks?.one.offset ?? 0, partial.one.offset],
       [numHeads, rows, 1],
     );
@@ -739,6 +982,7 @@ export class WebGpuBackend implements Backend {
     const [rows, cols] = rowsOf(d);
     const n = numel(s.shape);
     if (dstRow + n / cols > rows) throw new OllmError("INTERNAL", "writeRows: destination too small");
+    d.pinned = true;
     this.copy(s, s.one.offset, cols, d.one.buffer, d.one.offset + dstRow * cols, cols, n / cols, cols);
   }
 
@@ -769,7 +1013,7 @@ export class WebGpuBackend implements Backend {
     const out = this.alloc([rows.length, cols]);
     const n = rows.length * cols;
     if (n === 0) return out;
-    const list = this.hostArray(Uint32Array.from(rows));
+    const list = this.hostInt32(rows);
     this.run1d(
       K.gatherKernel(xt.dtype),
       [xt.one.buffer, list, out.one.buffer],
@@ -793,6 +1037,7 @@ export class WebGpuBackend implements Backend {
     for (const r of rows)
       if (!(r >= 0 && r < count))
         throw new OllmError("INTERNAL", `scatterAddRows: row ${r} outside ${count} rows`);
+    d.pinned = true;
     if (rows.length === 0) return;
     const list = new Uint32Array(rows.length * 2);
     list.set(rows);
@@ -1025,7 +1270,73 @@ export class WebGpuBackend implements Backend {
   ): void {
     const n = rows * cols;
     if (n === 0) return;
-    this.run1d(K.copyKernel(src.dtype), [src.one.buffer, dst], [n, cols, so, ss, yo, ys], n);
+    const bpe = DTYPE_BYTES[src.dtype];
+    this.defer({
+      kind: "copy",
+      key: "",
+      dtype: src.dtype,
+      src: K.copyKernel(src.dtype),
+      bindings: [src.one.buffer, dst],
+      params: [n, cols, so, ss, yo, ys],
+      n,
+      reads: [{ buffer: src.one.buffer, start: so * bpe, end: (so + (rows - 1) * ss + cols) * bpe }],
+      writes: [{ buffer: dst, start: yo * 4, end: (yo + (rows - 1) * ys + cols) * 4 }],
+    });
+  }
+
+  /**
+   * Records `op`, or holds it back: a held copy (rope) and a following independent copy (rope) of the same
+   * key become one dispatch; anything else records the held op first (see `dispatch`), so order is kept.
+   */
+  private defer(op: Deferred): void {
+    const held = this.held;
+    if (
+      held &&
+      held.kind === op.kind &&
+      held.key === op.key &&
+      !overlaps(held.writes, op.reads) &&
+      !overlaps(held.writes, op.writes) &&
+      !overlaps(held.reads, op.writes)
+    ) {
+      this.held = undefined;
+      const [a, b] = [held, op];
+      if (op.kind === "copy") {
+        this.run1d(
+          K.copyPairKernel(a.dtype, b.dtype),
+          [a.bindings[0], a.bindings[1], b.bindings[0], b.bindings[1]],
+          [...a.params, ...b.params],
+          a.n + b.n,
+        );
+      } else {
+        // [n, width, headDim, half, rot, xo, yo, to, so] each; the table and head layout are shared.
+        const [n0, w0, headDim, half, rot, xo0, yo0, to, so] = a.params;
+        const [n1, w1, , , , xo1, yo1] = b.params;
+        this.run1d(
+          K.ropePairKernel(a.dtype, b.dtype),
+          [a.bindings[0], b.bindings[0], a.bindings[1], a.bindings[2], b.bindings[2]],
+          [n0, w0, xo0, yo0, n1, w1, xo1, yo1, headDim, half, rot, to, so],
+          a.n + b.n,
+        );
+      }
+      return;
+    }
+    if (held) this.recordHeld();
+    this.held = op;
+  }
+
+  /** Records the held op alone. */
+  private recordHeld(): void {
+    const op = this.held;
+    if (!op) return;
+    this.held = undefined;
+    this.run1d(op.src, op.bindings, op.params, op.n);
+  }
+
+  private held: Deferred | undefined;
+
+  /** Frees `copy` when `f32()` made it for `t` (the op that needed it has recorded its dispatches). */
+  private dropCopy(copy: WebGpuTensor, t: Tensor): void {
+    if (copy !== t) this.disposeTensor(copy);
   }
 
   /** An f32 tensor in one buffer (a widened copy when `t` is stored narrower or split). */
@@ -1151,9 +1462,19 @@ export class WebGpuBackend implements Backend {
     return { wg: best.wg, unroll: best.unroll, gbps: bytes / best.seconds / 1e9 };
   }
 
+  /**
+   * The cos/sin table of `positions` (the same array for q and k and every layer of a step): computed once,
+   * written into the arena once per submission.
+   */
   private ropeTable(spec: RopeSpec, positions: Int32Array, half: number): ArenaSlice {
     const cached = this.ropeCache.get(spec);
-    if (cached && cached.positions === positions && cached.rot === half) return cached.slice;
+    if (cached && cached.positions === positions && cached.rot === half) {
+      if (cached.epoch !== this.epoch) {
+        cached.slice = this.hostArray(new Uint32Array(cached.table.buffer));
+        cached.epoch = this.epoch;
+      }
+      return cached.slice;
+    }
     const rows = positions.length;
     const table = new Float32Array(2 * rows * half);
     for (let r = 0; r < rows; r++) {
@@ -1166,9 +1487,32 @@ export class WebGpuBackend implements Backend {
       }
     }
     const slice = this.hostArray(new Uint32Array(table.buffer));
-    this.ropeCache.set(spec, { positions, rot: half, slice, rows });
+    this.ropeCache.set(spec, { positions, rot: half, table, slice, epoch: this.epoch });
     return slice;
   }
+
+  /** Host integers for the next submission, bound as a storage array (u32 or i32 in the kernel). */
+  private hostInt32(data: Int32Array): ArenaSlice {
+    const slice = this.arena.alloc(Math.max(4, data.byteLength));
+    this.arena.i32.set(data, slice.offset / 4);
+    return slice;
+  }
+
+  /**
+   * Query positions in the arena, written once per submission for every layer's attention: the runner
+   * passes the same array to each layer of a step (a positions array is not changed once handed to an op).
+   */
+  private positionsArray(positions: Int32Array): ArenaSlice {
+    const cached = this.positionsCache;
+    if (cached && cached.positions === positions && cached.epoch === this.epoch) return cached.slice;
+    const slice = this.hostInt32(positions);
+    this.positionsCache = { positions, slice, epoch: this.epoch };
+    return slice;
+  }
+
+  private positionsCache: { positions: Int32Array; slice: ArenaSlice; epoch: number } | undefined;
+  /** Bumped at every submit (the arena is reset then, so host slices of earlier submissions are gone). */
+  private epoch = 0;
 
   /** Host data for the next submission, bound as a storage array. */
   private hostArray(data: Uint32Array): ArenaSlice {
@@ -1189,8 +1533,8 @@ export class WebGpuBackend implements Backend {
     return t;
   }
 
-  /** A fresh f32 activation from the pool. */
-  private alloc(shape: readonly number[]): WebGpuTensor {
+  /** A fresh f32 activation: a block of `heap` when it fits one, else a pooled buffer of its own. */
+  private alloc(shape: readonly number[], heap = this.heap): WebGpuTensor {
     const bytes = paddedBytes(numel(shape), "f32");
     if (bytes > this.gpu.limits.maxStorageBufferBindingSize)
       throw new OllmError(
@@ -1199,58 +1543,70 @@ export class WebGpuBackend implements Backend {
         { hint: "use smaller prefill chunks (prefillChunkTokens) or logits: last" },
       );
     const lead = shape.length > 0 ? shape[0] : 1;
-    const block = this.heap.acquire(bytes);
+    const block = heap.acquire(bytes);
+    let t: WebGpuTensor;
     if (block) {
       const seg = { buffer: block.buffer, offset: block.offset / 4, unitStart: 0, units: lead };
-      return this.track(new WebGpuTensor(this, [...shape], "f32", [seg], "heap", undefined, block));
+      t = new WebGpuTensor(this, shape.slice(), "f32", [seg], "heap", undefined, block);
+    } else {
+      const buffer = this.pool.acquire(bytes);
+      t = new WebGpuTensor(
+        this,
+        shape.slice(),
+        "f32",
+        [{ buffer, offset: 0, unitStart: 0, units: lead }],
+        "pooled",
+      );
     }
-    const buffer = this.pool.acquire(bytes);
-    return this.track(
-      new WebGpuTensor(this, [...shape], "f32", [{ buffer, offset: 0, unitStart: 0, units: lead }], "pooled"),
-    );
+    // In a scope, tracking waits for the scope's end (most activations are freed there, never tracked).
+    if (this.scope) {
+      this.scope.push(t);
+      return t;
+    }
+    return this.track(t);
   }
 
   /**
    * A fresh f32 activation in a different buffer from `x`, so a GEMV can bind x as vec4<f32> read-only
-   * beside its output (one buffer cannot be bound read-only and writable in one dispatch).
+   * beside its output (one buffer cannot be bound read-only and writable in one dispatch): a block of the
+   * other heap when x lies in a page of the main one.
    */
   private allocApart(shape: readonly number[], x: WebGpuTensor): WebGpuTensor {
-    const out = this.alloc(shape);
-    if (out.segments[0].buffer !== x.segments[0]?.buffer) return out;
-    const bytes = paddedBytes(numel(shape), "f32");
-    const block = this.apartHeap.acquire(bytes);
-    out.dispose();
-    if (!block) return this.alloc(shape);
-    const seg = { buffer: block.buffer, offset: block.offset / 4, unitStart: 0, units: shape[0] ?? 1 };
-    return this.track(new WebGpuTensor(this, [...shape], "f32", [seg], "heap", undefined, block));
+    return this.alloc(shape, x.block?.heap === this.heap ? this.apartHeap : this.heap);
   }
 
   private track(t: WebGpuTensor): WebGpuTensor {
-    this.registry.register(t, this.held(t), t);
+    t.id = this.nextTensorId++;
+    this.live.set(t.id, { ownership: t.ownership, segments: t.segments, block: t.block });
+    this.registry.register(t, t.id);
     return t;
   }
 
-  private held(t: WebGpuTensor): Held {
-    return { ownership: t.ownership, buffers: t.segments.map((s) => s.buffer), block: t.block };
+  /** A tracked tensor was collected without dispose(). */
+  private reclaim(id: number): void {
+    const held = this.live.get(id);
+    if (!held) return;
+    this.live.delete(id);
+    this.releaseHeld(held);
   }
 
   private releaseHeld(held: Held): void {
     if (held.ownership === "view" || this.closed) return;
     if (held.block) {
       // Reuse is safe at once: later dispatches are recorded after every use of the block.
-      (this.apartHeap.owns(held.block) ? this.apartHeap : this.heap).release(held.block);
+      held.block.heap.release(held.block);
       return;
     }
-    for (const b of held.buffers) {
+    for (const seg of held.segments) {
       if (held.ownership === "pooled") {
         // Reuse is safe at once: later dispatches are recorded after every use of the buffer.
-        this.pool.release(b, (dead) => this.destroyLater(dead));
-      } else this.destroyLater(b);
+        this.pool.release(seg.buffer, (dead) => this.destroyLater(dead));
+      } else this.destroyLater(seg.buffer);
     }
   }
 
   private destroyLater(b: GPUBuffer): void {
-    if (this.encoder) this.deferred.push(b);
+    if (this.encoder || this.held) this.deferred.push(b);
     else b.destroy();
   }
 
@@ -1265,11 +1621,13 @@ export class WebGpuBackend implements Backend {
     this.dispatch(src, bindings, params, this.grid(Math.ceil(n / 256)));
   }
 
+  /** A number naming the buffer in bind-group cache keys, kept on the buffer object (a WeakMap costs more). */
   private bufferId(b: GPUBuffer): number {
-    let id = this.bufferIds.get(b);
+    const tagged = b as GPUBuffer & { [BUFFER_ID]?: number };
+    let id = tagged[BUFFER_ID];
     if (id === undefined) {
-      id = this.nextBufferId++;
-      this.bufferIds.set(b, id);
+      id = nextBufferId++;
+      tagged[BUFFER_ID] = id;
     }
     return id;
   }
@@ -1287,6 +1645,7 @@ export class WebGpuBackend implements Backend {
     grid: [number, number, number],
   ): void {
     if (this.closed) throw new OllmError("INTERNAL", "the WebGPU backend was closed");
+    if (this.held) this.recordHeld();
     const slice = this.arena.alloc(src.params.length * 4);
     const u32 = this.arena.u32;
     const f32 = this.arena.f32;
@@ -1297,17 +1656,33 @@ export class WebGpuBackend implements Backend {
       if (types[i] === "f32") f32[base + i] = v;
       else u32[base + i] = types[i] === "i32" ? v | 0 : v >>> 0;
     }
+    // The bind group is named by the kernel, the arena chunk and each binding's buffer (and a host slice's
+    // size): hashed to a number for the map, compared exactly within the bucket.
     const offsets = [slice.offset];
-    let key = `${src.key}#${this.bufferId(slice.buffer)}`;
+    const ids = this.keyIds;
+    const arenaId = this.bufferId(slice.buffer);
+    ids[0] = src.id;
+    ids[1] = arenaId;
+    let count = 2;
+    let h = mix(mix(0x811c9dc5, src.id), arenaId);
     for (const b of bindings) {
       if ("offset" in b) {
         offsets.push(b.offset);
-        key += `|${this.bufferId(b.buffer)}:${b.size}`;
-      } else key += `|${this.bufferId(b)}`;
+        const id = this.bufferId(b.buffer);
+        ids[count++] = id;
+        ids[count++] = -b.size;
+        h = mix(mix(h, id), b.size);
+      } else {
+        const id = this.bufferId(b);
+        ids[count++] = id;
+        h = mix(h, id);
+      }
     }
-    let entry = this.bindGroups.get(key);
+    let entry: BindGroupEntry | undefined;
+    const bucket = this.bindGroups.get(h);
+    if (bucket) for (const e of bucket) if (sameIds(e.ids, ids, count)) entry = e;
     if (!entry) {
-      entry = this.prepare(key, src, bindings, slice);
+      entry = this.prepare(h, ids.slice(0, count), src, bindings, slice);
       this.counters.bindGroups++;
     }
     const pass = this.computePass();
@@ -1329,6 +1704,11 @@ export class WebGpuBackend implements Backend {
     this.submitEvery = Math.max(0, Math.floor(n));
   }
 
+  /** The current submission interval (see setSubmitEvery). */
+  get submitEveryDispatches(): number {
+    return this.submitEvery;
+  }
+
   private submitEvery = 0;
   private sinceSubmit = 0;
 
@@ -1336,11 +1716,12 @@ export class WebGpuBackend implements Backend {
 
   /** Cache miss of `dispatch`: the physical binding layout, the specialised pipeline and the bind group. */
   private prepare(
-    key: string,
+    hash: number,
+    ids: number[],
     src: K.KernelSource,
     bindings: Binding[],
     slice: ArenaSlice,
-  ): { pipeline: GPUComputePipeline; group: GPUBindGroup } {
+  ): BindGroupEntry {
     const physical: K.PhysicalBinding[] = [];
     const resources: Binding[] = [];
     let signature = "";
@@ -1387,9 +1768,15 @@ export class WebGpuBackend implements Backend {
       });
     });
     const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    if (this.bindGroups.size > 20000) this.bindGroups.clear();
-    const entry = { pipeline, group };
-    this.bindGroups.set(key, entry);
+    if (this.bindGroupCount > 20000) {
+      this.bindGroups.clear();
+      this.bindGroupCount = 0;
+    }
+    const entry = { ids, pipeline, group };
+    const bucket = this.bindGroups.get(hash);
+    if (bucket) bucket.push(entry);
+    else this.bindGroups.set(hash, [entry]);
+    this.bindGroupCount++;
     return entry;
   }
 
@@ -1438,6 +1825,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private endPass(): void {
+    if (this.held) this.recordHeld();
     if (this.pass) {
       this.pass.end();
       this.pass = undefined;
@@ -1457,6 +1845,7 @@ export class WebGpuBackend implements Backend {
 
   /** Ends the pass and submits everything recorded as one command buffer. */
   private flush(): void {
+    if (this.held) this.recordHeld();
     if (!this.encoder && !this.arena.pending) return;
     this.endPass();
     const commandBuffer = this.commands().finish();
@@ -1466,7 +1855,7 @@ export class WebGpuBackend implements Backend {
     this.counters.submits++;
     this.sinceSubmit = 0;
     this.arena.reset();
-    this.ropeCache.clear();
+    this.epoch++;
     for (const b of this.deferred) b.destroy();
     this.deferred = [];
     for (const rb of this.pendingTimestamps) {

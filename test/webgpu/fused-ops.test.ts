@@ -1,0 +1,260 @@
+/**
+ * The fused WebGPU ops against the CPU backend: addRmsNorm (one dispatch), topKRows (the sampling reduction),
+ * attention with key position offsets (the ring-buffer KV) and the one-split attention that writes its output
+ * directly.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { TOPK_MAX } from "../../src/engine/backend.js";
+import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { buildRope } from "../../src/engine/rope.js";
+import type { DType, Tensor } from "../../src/engine/tensor.js";
+import { cpu, gpuOrSkip, random, relErr } from "./gpu-setup.js";
+
+const gpu = await gpuOrSkip();
+
+afterAll(async () => {
+  await gpu?.close();
+});
+
+function bf16Bytes(values: Float32Array): Uint8Array {
+  const bits = new Uint32Array(values.slice().buffer);
+  return new Uint8Array(Uint16Array.from(bits, (b) => b >>> 16).buffer);
+}
+
+/** The same values on the CPU and the GPU (f32, or bf16-truncated). */
+function pair(
+  g: WebGpuBackend,
+  values: Float32Array,
+  shape: number[],
+  dtype: DType = "f32",
+): [Tensor, Tensor] {
+  const bytes = dtype === "bf16" ? bf16Bytes(values) : new Uint8Array(values.slice().buffer);
+  return [cpu.upload(bytes, dtype, shape), g.upload(bytes.slice(), dtype, shape)];
+}
+
+async function compare(got: Tensor, want: Tensor, tol = 1e-5): Promise<void> {
+  expect(got.shape).toEqual(want.shape);
+  const err = relErr(await got.read(), await want.read());
+  expect(err).toBeLessThanOrEqual(tol);
+}
+
+const run = gpu ? describe : describe.skip;
+
+run("fused WebGPU ops match the CPU backend", () => {
+  const g = gpu as WebGpuBackend;
+
+  it.each([
+    [1, 64, 64, 0, "f32"],
+    [3, 2048, 2048, 1, "f32"],
+    [4, 128, 32, 0, "bf16"],
+    [2, 40, 40, 1, "bf16"],
+  ] as const)(
+    "addRmsNorm rows %i width %i weight %i offset %i (b %s)",
+    async (rows, width, dim, offset, bType) => {
+      const [ac, ag] = pair(g, random(rows * width, width + 1, 3), [rows, width]);
+      const [bc, bg] = pair(g, random(rows * width, width + 2, 3), [rows, width], bType);
+      const [wc, wg] = pair(g, random(dim, dim + 3), [dim], "bf16");
+      const before = g.stats().dispatches;
+      const got = g.addRmsNorm(ag, bg, wg, 1e-6, offset);
+      expect(g.stats().dispatches - before).toBe(1);
+      const want = cpu.addRmsNorm(ac, bc, wc, 1e-6, offset);
+      await compare(got.sum, want.sum, 0);
+      await compare(got.normed, want.normed);
+    },
+  );
+
+  describe("topKRows", () => {
+    /** Indices exact, values exact, log-sum-exp within 1e-5 relative. */
+    async function checkTopK(x: Float32Array, rows: number, cols: number, k: number): Promise<void> {
+      const [xc, xg] = pair(g, x, [rows, cols]);
+      const before = g.stats().dispatches;
+      const got = g.topKRows(xg, k);
+      expect(g.stats().dispatches - before).toBe(1);
+      expect(got.shape).toEqual([rows, 2 * k + 1]);
+      const gv = await got.read();
+      const wv = await cpu.topKRows(xc, k).read();
+      for (let r = 0; r < rows; r++) {
+        const o = r * (2 * k + 1);
+        expect(Array.from(gv.subarray(o, o + 2 * k))).toEqual(Array.from(wv.subarray(o, o + 2 * k)));
+        const lse = gv[o + 2 * k];
+        const want = wv[o + 2 * k];
+        expect(Math.abs(lse - want) / Math.max(1, Math.abs(want))).toBeLessThanOrEqual(1e-5);
+      }
+    }
+
+    it.each([
+      [1, 1029, 1],
+      [3, 1029, 5],
+      [2, 37, 17],
+      [1, 300, TOPK_MAX],
+      [2, 5, 5],
+      [1, 20000, 1],
+      [2, 20000, 8],
+      [1, 20000, 20],
+      [1, 70000, 2],
+    ])("rows %i, cols %i, k %i", async (rows, cols, k) => {
+      await checkTopK(random(rows * cols, rows * 7 + cols + k, 8), rows, cols, k);
+    });
+
+    it("ties go to the lower index; large negative values; k = 1 picks the first maximum", async () => {
+      const cols = 600;
+      const x = new Float32Array(2 * cols).fill(-1e30);
+      for (const c of [5, 77, 300, 599]) x[c] = 3.5;
+      x[400] = 2;
+      x[401] = 2;
+      for (let c = 0; c < cols; c++) x[cols + c] = (c % 7) - 3; // many ties in row 1
+      await checkTopK(x, 2, cols, 1);
+      await checkTopK(x, 2, cols, 6);
+      await checkTopK(x, 2, cols, 40);
+    });
+
+    it("rejects k outside 1..min(TOPK_MAX, cols)", () => {
+      const [, xg] = pair(g, random(10, 3), [1, 10]);
+      expect(() => g.topKRows(xg, 0)).toThrow(/topKRows/);
+      expect(() => g.topKRows(xg, 11)).toThrow(/topKRows/);
+      expect(() => g.topKRows(xg, TOPK_MAX + 1)).toThrow(/topKRows/);
+    });
+  });
+
+  describe("independent copies and ropes pair up into one dispatch", () => {
+    it("the k and v rows of a KV append, and rope of q then k", async () => {
+      const [kc, kg] = pair(g, random(2 * 32, 141), [2, 32]);
+      const [vc, vg] = pair(g, random(2 * 32, 142), [2, 32], "bf16");
+      const cacheG = [g.zeros([8, 32]), g.zeros([8, 32])];
+      const cacheC = [cpu.zeros([8, 32]), cpu.zeros([8, 32])];
+      await cacheG[1].read();
+      const d0 = g.stats().dispatches;
+      g.writeRows(cacheG[0], 3, kg);
+      g.writeRows(cacheG[1], 3, vg);
+      cpu.writeRows(cacheC[0], 3, kc);
+      cpu.writeRows(cacheC[1], 3, vc);
+      await compare(cacheG[0], cacheC[0], 0);
+      await compare(cacheG[1], cacheC[1], 0);
+      expect(g.stats().dispatches - d0).toBe(1);
+
+      const spec = buildRope({ rope_theta: 10000 } as never, 16, 4096);
+      const positions = Int32Array.from([5, 6, 900]);
+      const [qc, qg] = pair(g, random(3 * 64, 143), [3, 64]);
+      const [k2c, k2g] = pair(g, random(3 * 32, 144), [3, 32]);
+      const d1 = g.stats().dispatches;
+      const rq = g.rope(qg, positions, spec, { headDim: 16 });
+      const rk = g.rope(k2g, positions, spec, { headDim: 16 });
+      await compare(rq, cpu.rope(qc, positions, spec, { headDim: 16 }));
+      await compare(rk, cpu.rope(k2c, positions, spec, { headDim: 16 }));
+      expect(g.stats().dispatches - d1).toBe(1);
+      // Other positions (another table): two dispatches.
+      const d2 = g.stats().dispatches;
+      const other = Int32Array.from([1, 2, 3]);
+      const ra = g.rope(qg, positions, spec, { headDim: 16, rotaryDim: 8 });
+      const rb = g.rope(qg, other, spec, { headDim: 16, rotaryDim: 8 });
+      await compare(ra, cpu.rope(qc, positions, spec, { headDim: 16, rotaryDim: 8 }));
+      await compare(rb, cpu.rope(qc, other, spec, { headDim: 16, rotaryDim: 8 }));
+      expect(g.stats().dispatches - d2).toBe(2);
+    });
+
+    it("dependent copies keep their order (read after write, write after write, write after read)", async () => {
+      const init = random(6 * 8, 151);
+      const [ac, ag] = pair(g, init, [6, 8]);
+      const [xc, xg] = pair(g, random(8, 152), [1, 8]);
+      const [yc, yg] = pair(g, random(8, 153), [1, 8]);
+      // Read after write: the slice is written by the first copy and read by the second.
+      for (const b of [g, cpu] as const) {
+        const a = b === g ? ag : ac;
+        b.writeRows(a, 2, b.sliceRows(a, 0, 2));
+        b.writeRows(a, 0, b === g ? xg : xc);
+        b.writeRows(a, 0, b === g ? yg : yc); // write after write: y wins
+      }
+      const sliced = g.sliceRows(ag, 0, 1); // write after read: the next copy overwrites row 0
+      g.writeRows(ag, 0, xg);
+      await compare(sliced, cpu.sliceRows(ac, 0, 1), 0);
+      cpu.writeRows(ac, 0, xc);
+      await compare(ag, ac, 0);
+    });
+  });
+
+  describe("attention", () => {
+    const cases = [
+      // One split (≤ 256 keys): the direct kernel, with and without sinks / softcap / window.
+      { name: "direct decode", rows: 1, heads: 4, kv: 2, dim: 16, len: 40, start: 39 },
+      { name: "direct with sinks", rows: 3, heads: 4, kv: 2, dim: 64, len: 200, start: 197, sinks: true },
+      {
+        name: "direct sinks + softcap",
+        rows: 2,
+        heads: 2,
+        kv: 1,
+        dim: 32,
+        len: 9,
+        start: 7,
+        sinks: true,
+        softcap: 5,
+      },
+      // Key position offsets (a ring buffer: row j holds position j + offset), direct and split.
+      {
+        name: "offset, direct",
+        rows: 1,
+        heads: 4,
+        kv: 2,
+        dim: 16,
+        len: 100,
+        start: 1099,
+        offset: 1000,
+        window: 64,
+      },
+      {
+        name: "offset, window, chunk",
+        rows: 5,
+        heads: 4,
+        kv: 4,
+        dim: 32,
+        len: 180,
+        start: 5175,
+        offset: 5000,
+        window: 100,
+      },
+      {
+        name: "offset, split",
+        rows: 2,
+        heads: 2,
+        kv: 1,
+        dim: 16,
+        len: 600,
+        start: 2598,
+        offset: 2000,
+        window: 300,
+      },
+      {
+        name: "offset, split, sinks",
+        rows: 2,
+        heads: 4,
+        kv: 2,
+        dim: 16,
+        len: 520,
+        start: 819,
+        offset: 300,
+        sinks: true,
+      },
+    ];
+    it.each(cases)("$name", async (c) => {
+      const cap = c.len + 7;
+      const [qc, qg] = pair(g, random(c.rows * c.heads * c.dim, 131), [c.rows, c.heads * c.dim]);
+      const [kc, kg] = pair(g, random(cap * c.kv * c.dim, 132), [cap, c.kv * c.dim]);
+      const [vc, vg] = pair(g, random(cap * c.kv * c.dim, 133), [cap, c.kv * c.dim]);
+      const [sc, sg] = pair(g, random(c.heads, 134, 2), [c.heads], "bf16");
+      const opts = {
+        numHeads: c.heads,
+        numKvHeads: c.kv,
+        headDim: c.dim,
+        scale: 1 / Math.sqrt(c.dim),
+        queryPositions: Int32Array.from({ length: c.rows }, (_, i) => c.start + i),
+        kvLength: c.len,
+        kvPositionOffset: c.offset,
+        window: c.window,
+        softcap: c.softcap,
+      };
+      const before = g.stats().dispatches;
+      const got = g.attention(qg, kg, vg, { ...opts, sinks: c.sinks ? sg : undefined });
+      expect(g.stats().dispatches - before).toBe(c.len <= 256 ? 1 : 2);
+      await compare(got, cpu.attention(qc, kc, vc, { ...opts, sinks: c.sinks ? sc : undefined }));
+    });
+  });
+});
