@@ -34,10 +34,10 @@ node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m8b" 8b "$TOK"
 GGUF=$!
 echo "[$(elapsed) s] checkpoints written"
 
-timeout 240 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
+timeout 200 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
 echo "[$(elapsed) s] ours done (rc $?)"
 
-PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"
+PYTHONUNBUFFERED=1 timeout 100 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"
 echo "[$(elapsed) s] transformers done (rc $?)"
 
 wait $GGUF
@@ -55,9 +55,9 @@ else
   echo "llama-bench was not built in time"
 fi
 # The CPU backend on the host's cores against PyTorch CPU on the same checkpoint (after the build: no competition).
-timeout 150 node .bench-build/tools/bench-gpu/cpu-bench.js "$W/m1b" 16,8 "$OUT/cpu-ours.json" > "$W/cpu-ours.log" 2>&1
+timeout 90 node .bench-build/tools/bench-gpu/cpu-bench.js "$W/m1b" 16 "$OUT/cpu-ours.json" > "$W/cpu-ours.log" 2>&1
 echo "[$(elapsed) s] CPU ours rc $?"; tail -8 "$W/cpu-ours.log"
-PYTHONUNBUFFERED=1 timeout 150 python3 tools/bench-gpu/hf_cpu_bench.py "$W/m1b" 16,8 > "$OUT/cpu-torch.json"
+PYTHONUNBUFFERED=1 timeout 90 python3 tools/bench-gpu/hf_cpu_bench.py "$W/m1b" 16 > "$OUT/cpu-torch.json"
 echo "[$(elapsed) s] CPU torch rc $?"
 node .bench-build/tools/bench-gpu/table.js "$OUT" | tee "$OUT/table.md"
 echo "[$(elapsed) s] done"
