@@ -64,7 +64,8 @@ export function measureGemv(
     const base = dtype === "bf16" ? 0x3c00 : 0x2000;
     for (let i = 0; i < view16.length; i++) view16[i] = base | Math.floor(next() * 0x3ff);
   }
-  const weights = Array.from({ length: matrices }, () => fast.place(bytes, dtype as DType));
+  // With the shape, place stores the matrix tiled, as the backend's upload does for 2-D weights.
+  const weights = Array.from({ length: matrices }, () => fast.place(bytes, dtype as DType, [n, k]));
   const x = new Float32Array(k);
   for (let i = 0; i < k; i++) x[i] = next() - 0.5;
   try {

@@ -154,15 +154,21 @@ describe("Arena", () => {
 describe("claimChunk", () => {
   it("hands out each chunk of the current job once and nothing after the job's tag changed", () => {
     const ctl = new Int32Array(new SharedArrayBuffer(64));
-    const NEXT = 3;
+    const [NEXT, CHUNKS] = [3, 4];
+    Atomics.store(ctl, CHUNKS, 5);
     Atomics.store(ctl, NEXT, 7 << 16);
     const got: number[] = [];
-    for (let c = claimChunk(ctl, 7, 5, NEXT); c >= 0; c = claimChunk(ctl, 7, 5, NEXT)) got.push(c);
+    for (let c = claimChunk(ctl, 7, NEXT, CHUNKS); c >= 0; c = claimChunk(ctl, 7, NEXT, CHUNKS)) got.push(c);
     expect(got).toEqual([0, 1, 2, 3, 4]);
-    expect(claimChunk(ctl, 7, 5, NEXT)).toBe(-1);
+    expect(claimChunk(ctl, 7, NEXT, CHUNKS)).toBe(-1);
+    // ThreadPool.run's order for job 8: retag with nothing to claim, then the new count, then open it.
+    Atomics.store(ctl, NEXT, (8 << 16) | 0xffff);
+    Atomics.store(ctl, CHUNKS, 9);
+    // A thread still on job 7 gets nothing, though job 8's count is above job 7's last index.
+    expect(claimChunk(ctl, 7, NEXT, CHUNKS)).toBe(-1);
+    expect(claimChunk(ctl, 8, NEXT, CHUNKS)).toBe(-1);
     Atomics.store(ctl, NEXT, 8 << 16);
-    // A thread still on job 7 gets nothing from job 8.
-    expect(claimChunk(ctl, 7, 5, NEXT)).toBe(-1);
-    expect(claimChunk(ctl, 8, 2, NEXT)).toBe(0);
+    expect(claimChunk(ctl, 7, NEXT, CHUNKS)).toBe(-1);
+    expect(claimChunk(ctl, 8, NEXT, CHUNKS)).toBe(0);
   });
 });

@@ -80,7 +80,7 @@ describe.each(KV_FIXTURES)("%s: KV strategies give the resident logits", (name) 
 });
 
 describe("sliding-window ring buffer", () => {
-  it("is exact on a sliding-window model with the model's window, while it wraps", async () => {
+  it("matches resident KV on a sliding-window model with the model's window, while it wraps", async () => {
     const model = await loadModel(fixtureDir("tiny-mistral"), { backend: "cpu" });
     try {
       const script = await scriptFor(model, "tiny-mistral");
@@ -92,7 +92,9 @@ describe("sliding-window ring buffer", () => {
           { ...script, chunkTokens },
           { strategy: "sliding-window-ring-buffer", windowTokens: 32 },
         );
-        expect(maxRelativeError(got, resident)).toBe(0);
+        // Same keys, same masks; only the chunk sizes differ, and the CPU GEMM's summation order depends on
+        // how many rows one call has (row kernels below ~10 rows, panel kernel above), so f32 rounding may.
+        expect(maxRelativeError(got, resident)).toBeLessThanOrEqual(1e-5);
       }
       const seq = model.newSequence({ strategy: "sliding-window-ring-buffer", windowTokens: 32 });
       await runScript(seq, script);
@@ -137,7 +139,8 @@ describe("sliding-window ring buffer", () => {
       await ring.forward(ids.slice(0, 110), { logits: "last", chunkTokens: 8 });
       ring.truncate(100);
       const got = await (await ring.forward(ids.slice(100), { logits: "all", chunkTokens: 8 })).read();
-      expect(maxRelativeError([got], [want])).toBe(0);
+      // Rounding only (8-token chunks against one 100-token and one 20-token call: see above).
+      expect(maxRelativeError([got], [want])).toBeLessThanOrEqual(1e-5);
       expect(() => ring.kvStore.truncate(10)).toThrow(/cannot go back/);
       ring.kvStore.truncate(0);
       expect(ring.kvStore.length).toBe(0);

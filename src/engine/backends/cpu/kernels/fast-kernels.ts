@@ -29,6 +29,27 @@ const KEEP_EMPTY_ARENA_BYTES = 64 * 1024 * 1024;
 const MIN_PARALLEL_WORK = 1 << 17;
 /** Weight bytes per chunk that a thread claims: long enough for the prefetchers, short enough to balance. */
 const CHUNK_BYTES = 256 * 1024;
+/**
+ * From this many activation rows on, a call runs the panel GEMM (kernels.c: x packed once, weights widened
+ * into a per-thread f32 panel per 8 outputs and k block, a 4 × 8 register-blocked micro-kernel); below,
+ * the row kernels, which widen in registers and read each weight once per 2 rows. Measured crossovers on
+ * one thread (the panel costs a widening pass over the weights per call; f16 widening in registers is
+ * dear, f32 needs none): a job uses the panel when its rows reach the largest of its parts' dtypes.
+ */
+export const PANEL_MIN_ROWS = { bf16: 10, f16: 4, f32: 12 } as const;
+/** Floats per 4 KiB page. */
+const PAGE_FLOATS = 1024;
+/** Panel GEMM: activation rows per packed tile (MR in kernels.c). */
+const PANEL_TILE_ROWS = 4;
+/** Panel GEMM: from this many floats of x on, every thread packs a share of it. */
+const PARALLEL_PACK_FLOATS = 1 << 16;
+/**
+ * Panel GEMM chunks: output columns per chunk at most and at least (each chunk re-reads the packed x), and
+ * chunks per thread wanted (a thread the OS delays, or a busy calling thread, then holds up a small part).
+ */
+const PANEL_CHUNK_COLUMNS = 64;
+const PANEL_CHUNK_MIN_COLUMNS = 16;
+const PANEL_CHUNKS_PER_THREAD = 8;
 
 const ELEMENT_BYTES = { bf16: 2, f16: 2, f32: 4 } as const;
 type MatmulDType = keyof typeof ELEMENT_BYTES;
@@ -38,8 +59,14 @@ function chunkColumns(bytesPerColumn: number): number {
   return Math.max(4, Math.round(CHUNK_BYTES / bytesPerColumn / 4) * 4);
 }
 
-/** Job descriptor layout shared with kernels.c (Job, Part: 8 u32 words each). */
-const JOB_WORDS = 8;
+/** Panel GEMM chunks: multiples of 16 columns (whole panels, whole 64-byte lines of each output row). */
+function panelChunkColumns(units: number, threads: number): number {
+  const even = Math.floor(units / (threads * PANEL_CHUNKS_PER_THREAD) / 16) * 16;
+  return Math.min(PANEL_CHUNK_COLUMNS, Math.max(PANEL_CHUNK_MIN_COLUMNS, even));
+}
+
+/** Job descriptor layout shared with kernels.c (Job: 16 u32 words, Part: 8). */
+const JOB_WORDS = 16;
 const PART_WORDS = 8;
 const DTYPE_CODE = { bf16: 0, f16: 1, f32: 2 } as const;
 const ACTIVATION_CODE = { silu: 1, gelu_tanh: 2 } as const;
@@ -79,6 +106,9 @@ export function kernelsModule(): WasmModule | undefined {
 }
 
 const pools = new Map<number, ThreadPool>();
+
+/** Whether this process has run the panel GEMM (see FastKernels.warmPanel). */
+let panelWarm = false;
 
 /** The process's kernel thread pool of a given size (threads are an OS resource, shared by backends). */
 function poolOf(module: WasmModule, size: number): ThreadPool {
@@ -212,7 +242,28 @@ export class FastKernels {
       this.nonFinite.push({ arena, start: offset, end: offset + bytes.byteLength });
     else if (shape && tileable(shape) && shape[0] * shape[1] === view.length)
       this.tile(placement, { n: shape[0], k: shape[1] }, ELEMENT_BYTES[dtype]);
+    if (!panelWarm) this.warmPanel();
     return view;
+  }
+
+  /**
+   * Runs a small panel GEMM a few times (once per process, while the first weights load). V8 runs new
+   * WebAssembly code in a baseline tier until a function has run a while, then compiles it optimized in
+   * the background and switches at the function's next call: without this, that happens during the
+   * first prompt of many tokens (seconds longer on 2 threads), as the warm-up prompts of decode-sized
+   * calls run only the row kernels.
+   */
+  private warmPanel(): void {
+    panelWarm = true;
+    const [n, k, rows] = [64, 512, 16];
+    const w = this.place(new Uint8Array(n * k * ELEMENT_BYTES.bf16), "bf16", [n, k]);
+    if (!w) return;
+    try {
+      const x = new Float32Array(rows * k);
+      for (let i = 0; i < 4; i++) this.linear(x, rows, k, w, "bf16", n);
+    } finally {
+      releaseKernelData(w);
+    }
   }
 
   /**
@@ -323,6 +374,7 @@ export class FastKernels {
     if (rows === 0 || k === 0) return undefined;
     let arena: Arena | undefined;
     let anyBf16 = false;
+    let panelRows = 0;
     let columnBytes = 0;
     let totalColumns = 0;
     for (const p of parts) {
@@ -335,15 +387,21 @@ export class FastKernels {
       const layout = tiledLayout(p.w);
       if (layout && (layout.n !== p.n || layout.k !== k)) return undefined;
       anyBf16 ||= p.dtype === "bf16";
+      panelRows = Math.max(panelRows, PANEL_MIN_ROWS[p.dtype]);
       const bytes = k * ELEMENT_BYTES[p.dtype];
       columnBytes = activation ? columnBytes + bytes : Math.max(columnBytes, bytes);
       totalColumns += p.n;
     }
     if (!arena || !this.arenas.includes(arena)) return undefined;
+    const kernels = this.pool.kernels(arena);
+    const panel = rows >= panelRows;
     const xBytes = align64(rows * k * 4);
+    // The panel GEMM reads x packed; the row kernels read x, and bf16 weights x permuted.
+    const xpBytes = panel ? align64(kernels.packed_rows_bytes(k, rows)) : anyBf16 ? xBytes : 0;
+    const scratchStride = panel ? align64(kernels.panel_scratch_bytes()) : 0;
     const outCount = activation ? 1 : parts.length;
     const descBytes = align64((JOB_WORDS + PART_WORDS * parts.length) * 4);
-    let size = descBytes + xBytes * (anyBf16 ? 2 : 1);
+    let size = descBytes + xBytes + xpBytes + scratchStride * this.threads;
     for (let i = 0; i < parts.length; i++) {
       if (parts[i].bias) size += align64(parts[i].n * 4);
       if (i < outCount) size += align64(rows * parts[i].n * 4);
@@ -353,21 +411,24 @@ export class FastKernels {
     try {
       const buffer = arena.buffer;
       const xAt = at + descBytes;
-      const xpAt = anyBf16 ? xAt + xBytes : xAt;
+      const xpAt = xpBytes > 0 ? xAt + xBytes : xAt;
+      const scratchAt = xAt + xBytes + xpBytes;
       new Float32Array(buffer, xAt, rows * k).set(x.subarray(0, rows * k));
-      const kernels = this.pool.kernels(arena);
-      if (anyBf16) kernels.permute_even_odd(xAt, xpAt, k, rows);
-      let next = xpAt + xBytes;
+      if (!panel && anyBf16) kernels.permute_even_odd(xAt, xpAt, k, rows);
+      let next = scratchAt + scratchStride * this.threads;
       const desc = new Uint32Array(buffer, at, JOB_WORDS + PART_WORDS * parts.length);
+      desc.fill(0);
       desc.set([
         activation ? 1 : 0,
         activation ? ACTIVATION_CODE[activation] : 0,
         parts.length,
         k,
         rows,
-        xpAt,
+        panel ? 0 : xpAt,
         xAt,
-        0,
+        panel ? xpAt : 0,
+        panel ? scratchAt : 0,
+        scratchStride,
       ]);
       const outs: number[] = [];
       let units = 0;
@@ -394,8 +455,22 @@ export class FastKernels {
       if (activation) units = parts[0].n;
       const work = rows * k * (activation ? 2 * parts[0].n : totalColumns);
       const threads = work < MIN_PARALLEL_WORK ? 1 : this.threads;
-      this.pool.run(arena, "run_job", at, units, threads, chunkColumns(columnBytes));
-      return outs.map((o, i) => new Float32Array(buffer, o, rows * parts[i].n).slice());
+      if (panel) {
+        // Packing x is a pass over rows · k floats: on every thread once it is worth a barrier.
+        const tiles = Math.ceil(rows / PANEL_TILE_ROWS);
+        const packThreads = rows * k >= PARALLEL_PACK_FLOATS ? threads : 1;
+        this.pool.run(arena, "pack_job", at, tiles, packThreads, Math.ceil(tiles / (packThreads * 2)));
+      }
+      const chunk = panel ? panelChunkColumns(units, threads) : chunkColumns(columnBytes);
+      // The results' fresh pages fault in (the kernel zeroes them: ~2 ms for 4 MiB) while the workers run.
+      const results = outs.map((_, i) => new Float32Array(rows * parts[i].n));
+      this.pool.run(arena, "run_job", at, units, threads, chunk, () => {
+        for (const r of results) for (let i = 0; i < r.length; i += PAGE_FLOATS) r[i] = 0;
+      });
+      outs.forEach((o, i) => {
+        results[i].set(new Float32Array(buffer, o, results[i].length));
+      });
+      return results;
     } finally {
       arena.release(at);
     }

@@ -5,13 +5,25 @@ import { type WasmModule, wasm } from "./wasm-api.js";
 import { CTL, claimChunk, KERNEL_FNS, type KernelFn, OP, WORKER_SOURCE } from "./worker-source.js";
 
 export interface KernelExports {
-  /** Units [start, end) of the job described at `job` (the layout fast-kernels.ts writes). */
-  run_job(job: number, start: number, end: number): void;
+  /**
+   * Units [start, end) of the job described at `job` (the layout fast-kernels.ts writes), run by thread
+   * `thread` (0: the calling thread; it picks the thread's scratch).
+   */
+  run_job(job: number, start: number, end: number, thread: number): void;
   permute_even_odd(x: number, xp: number, k: number, rows: number): void;
+  /**
+   * Packs row tiles [start, end) of the x of the job described at `job` into its packed buffer (the panel
+   * GEMM's layout: tiles of 4 rows side by side; kernels.c).
+   */
+  pack_job(job: number, start: number, end: number, thread?: number): void;
+  /** Bytes of x [rows, k] packed. */
+  packed_rows_bytes(k: number, rows: number): number;
+  /** Scratch bytes each thread needs in a panel GEMM job. */
+  panel_scratch_bytes(): number;
   /** Rewrites `tiles` tiles of 4 row-major rows of k elements of `esize` bytes into the tiled layout. */
   tile_rows(w: number, scratch: number, tiles: number, k: number, esize: number): void;
   untile_rows(w: number, scratch: number, tiles: number, k: number, esize: number): void;
-  stream_read(p: number, lineStart: number, lineEnd: number): number;
+  stream_read(p: number, lineStart: number, lineEnd: number, thread?: number): number;
 }
 
 interface WorkerHandle {
@@ -88,15 +100,26 @@ export class ThreadPool {
   }
 
   /**
-   * Runs `fn(arg, start, end)` over `total` units in chunks of `chunk` units that up to `threads` threads
-   * (this one included) claim one at a time, so a thread the OS does not schedule holds up at most one
-   * chunk. Chunk boundaries are multiples of 4 units when `chunk` is (the tiles of the matmul jobs).
+   * Runs `fn(arg, start, end, thread)` over `total` units in chunks of `chunk` units that up to `threads`
+   * threads (this one included) claim one at a time, so a thread the OS does not schedule holds up at most
+   * one chunk. Chunk boundaries are multiples of 4 units when `chunk` is (the tiles of the matmul jobs).
+   * `meanwhile` runs on this thread once the workers have the job, before it claims chunks itself (work
+   * that needs no kernel, overlapped with theirs).
    */
-  run(arena: Arena, fn: KernelFn, arg: number, total: number, threads: number, chunk: number): void {
+  run(
+    arena: Arena,
+    fn: KernelFn,
+    arg: number,
+    total: number,
+    threads: number,
+    chunk: number,
+    meanwhile?: () => void,
+  ): void {
     const k = this.kernels(arena);
     const t = Math.max(1, Math.min(threads, this.size));
     if (t === 1 || total <= chunk) {
-      if (total > 0) k[fn](arg, 0, total);
+      meanwhile?.();
+      if (total > 0) k[fn](arg, 0, total, 0);
       return;
     }
     if (this.workers.length === 0) this.startWorkers();
@@ -104,27 +127,35 @@ export class ThreadPool {
     const size = Math.max(chunk, Math.ceil(total / 0xffff / 4) * 4);
     const chunks = Math.ceil(total / size);
     const c = this.control;
+    // A new tag with no chunk to claim first: a late thread of the previous job stops claiming before
+    // this job's count replaces that job's (see claimChunk).
+    this.tag = (this.tag + 1) & 0xffff;
+    Atomics.store(c, CTL.next, (this.tag << 16) | 0xffff);
     c[CTL.arena] = arena.id;
     c[CTL.fn] = KERNEL_FNS.indexOf(fn);
     c[CTL.total] = total;
     c[CTL.chunk] = size;
-    c[CTL.chunks] = chunks;
+    Atomics.store(c, CTL.chunks, chunks);
     c[CTL.threads] = t;
     c[CTL.args] = arg;
     Atomics.store(c, CTL.failed, 0);
     Atomics.store(c, CTL.done, 0);
-    this.tag = (this.tag + 1) & 0xffff;
     Atomics.store(c, CTL.next, this.tag << 16);
     this.post(OP.run);
     let ownError: unknown;
+    try {
+      meanwhile?.();
+    } catch (error) {
+      ownError = error;
+    }
     let done = 0;
     for (
-      let i = claimChunk(c, this.tag, chunks, CTL.next);
+      let i = claimChunk(c, this.tag, CTL.next, CTL.chunks);
       i >= 0;
-      i = claimChunk(c, this.tag, chunks, CTL.next)
+      i = claimChunk(c, this.tag, CTL.next, CTL.chunks)
     ) {
       try {
-        k[fn](arg, i * size, Math.min(total, (i + 1) * size));
+        k[fn](arg, i * size, Math.min(total, (i + 1) * size), 0);
       } catch (error) {
         ownError ??= error;
       }

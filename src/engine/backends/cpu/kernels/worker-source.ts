@@ -39,18 +39,21 @@ export const CTL = {
 export const OP = { run: 1, sync: 2, exit: 3 } as const;
 
 /** Kernel functions by index (the `fn` slot). */
-export const KERNEL_FNS = ["run_job", "stream_read"] as const;
+export const KERNEL_FNS = ["run_job", "pack_job", "stream_read"] as const;
 export type KernelFn = (typeof KERNEL_FNS)[number];
 
 /**
  * Claims the next chunk of the job tagged `tag` (CAS on the `next` slot): its index, or -1 when the job
  * has no chunk left or has ended. Whoever claims a chunk must finish it before the job can end, so the
- * job's arguments stay valid while it runs.
+ * job's arguments stay valid while it runs. The chunk count (slot `chunks`) is read after the tag is
+ * seen current: ThreadPool.run retags `next` before it writes a new job's count, so a late thread of
+ * the previous job never checks the old job's index against the new job's count (it would claim a chunk
+ * past the old job's end, run it with the new job's arguments and count it done twice).
  */
-export function claimChunk(ctl: Int32Array, tag: number, chunks: number, next: number): number {
+export function claimChunk(ctl: Int32Array, tag: number, next: number, chunks: number): number {
   for (;;) {
     const v = Atomics.load(ctl, next);
-    if (v >>> 16 !== tag || (v & 0xffff) >= chunks) return -1;
+    if (v >>> 16 !== tag || (v & 0xffff) >= Atomics.load(ctl, chunks)) return -1;
     if (Atomics.compareExchange(ctl, next, v, v + 1) === v) return v & 0xffff;
   }
 }
@@ -86,7 +89,7 @@ function drain() {
 function run(tag) {
   if (index >= ctl[CTL.threads]) return;
   for (;;) {
-    const c = claimChunk(ctl, tag, ctl[CTL.chunks], CTL.next);
+    const c = claimChunk(ctl, tag, CTL.next, CTL.chunks);
     if (c < 0) return;
     try {
       const chunk = ctl[CTL.chunk];
@@ -94,7 +97,7 @@ function run(tag) {
       const end = Math.min(ctl[CTL.total], start + chunk);
       const k = arenas.get(ctl[CTL.arena]);
       if (!k) throw new Error("kernel worker " + index + " has no arena " + ctl[CTL.arena]);
-      k[FNS[ctl[CTL.fn]]](ctl[CTL.args] >>> 0, start, end);
+      k[FNS[ctl[CTL.fn]]](ctl[CTL.args] >>> 0, start, end, index);
     } catch (error) {
       port.postMessage({ type: "error", index, message: String((error && error.stack) || error) });
       Atomics.store(ctl, CTL.failed, 1);

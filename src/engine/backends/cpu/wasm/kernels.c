@@ -40,7 +40,7 @@ typedef struct {
 } Part;
 
 /*
- * A job (8 words, then its parts). Plain: every part is its own projection, units are the parts' output
+ * A job (16 words, then its parts). Plain: every part is its own projection, units are the parts' output
  * columns one after the other (each part padded to a multiple of 4). Gated: part 0 is the gate and part 1
  * the up projection of the same width; out (part 0's) = act(x·gateᵀ + b0) · (x·upᵀ + b1).
  */
@@ -50,9 +50,12 @@ typedef struct {
   uint32_t parts;
   uint32_t k;
   uint32_t rows;
-  uint32_t xp; /* x permuted by permute_even_odd (read by bf16 parts) */
-  uint32_t x;  /* x in natural order (f16 and f32 parts) */
-  uint32_t reserved;
+  uint32_t xp;  /* x permuted by permute_even_odd (read by bf16 parts of the row kernels) */
+  uint32_t x;   /* x in natural order (f16 and f32 parts of the row kernels) */
+  uint32_t xpk; /* x packed by pack_job, or 0; when set, the panel GEMM runs every part (see below) */
+  uint32_t scratch; /* panel GEMM: panel_scratch_bytes() per thread, thread i's at scratch + i·stride */
+  uint32_t scratch_stride;
+  uint32_t reserved[6];
   Part part[];
 } Job;
 
@@ -573,6 +576,349 @@ static void gemm_f32_block(const float* w, uint32_t tiled, const float* x, float
     for (uint32_t r = 0; r < rows; r++) gemv_f32(w, x + (size_t)r * k, out + (size_t)r * n, k, o, o1, bias, mode);
 }
 
+/* ------------------------------------------- panel GEMM --------------------------------------------- */
+/*                                                                                                      */
+/* Many activation rows (prefill). The threads first pack x (pack_job): tiles of MR rows, per column    */
+/* the MR rows' values side by side, zero rows past the end. Each thread then walks its outputs in      */
+/* sub-chunks of NC, the rows in blocks of RB and k in blocks of KC. For every 8 outputs and k block it  */
+/* widens the weights into a small f32 panel (per column the 8 weights side by side: 16 KiB, in L1) and */
+/* runs the micro-kernel over every row tile of the block: MR × 8 outputs in 8 f32x4 accumulators, per  */
+/* column two panel loads, MR splat loads of x, 2·MR mul and 2·MR add, nothing else. Each weight is     */
+/* widened once per row block, each activation loaded once per 8 outputs; the row block's x over one k  */
+/* block (RB · KC · 4 bytes) stays in L2 while the panels change. Partial sums over the k blocks go to   */
+/* the output (for the up projection of a gated job, to a per-thread RB × NC scratch); the last k block  */
+/* adds the bias and applies the gate.                                                                  */
+/*                                                                                                      */
+/* Each output accumulates its k products in order within a k block, the blocks' sums then in order.    */
+/* Against the row kernels (4 lanes over k) that is a different rounding, within the same f32 bounds.   */
+
+#define MR 4   /* activation rows per micro tile */
+#define KC 512 /* k per panel: a multiple of 8 */
+#define RB 128 /* activation rows per row block: a multiple of MR */
+#define NC 64  /* outputs per sub-chunk: a multiple of 8 */
+#define PANEL_FLOATS (8 * KC)
+
+/* Stores the 4x4 transpose of rows a..d (row j of the result: element j of a, b, c, d) `stride` floats */
+/* apart.                                                                                               */
+static inline void store_transposed(float* dst, uint32_t stride, v128_t a, v128_t b, v128_t c, v128_t d) {
+  const v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
+  const v128_t cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+  wasm_v128_store(dst, wasm_i32x4_shuffle(ab0, cd0, 0, 1, 4, 5));
+  wasm_v128_store(dst + stride, wasm_i32x4_shuffle(ab0, cd0, 2, 3, 6, 7));
+  wasm_v128_store(dst + 2 * stride, wasm_i32x4_shuffle(ab1, cd1, 0, 1, 4, 5));
+  wasm_v128_store(dst + 3 * stride, wasm_i32x4_shuffle(ab1, cd1, 2, 3, 6, 7));
+}
+
+/* Bytes of x [rows, k] packed (pack_job). */
+EXPORT(packed_rows_bytes) uint32_t packed_rows_bytes(uint32_t k, uint32_t rows) {
+  return (rows + MR - 1) / MR * MR * k * 4;
+}
+
+/* Bytes of scratch each thread needs for a panel GEMM job (a multiple of 64). */
+EXPORT(panel_scratch_bytes) uint32_t panel_scratch_bytes(void) { return (PANEL_FLOATS + 8 * MR + RB * NC) * 4; }
+
+/* x [rows, k] -> tiles of MR rows: tile t holds (t·MR + r, c) at t·MR·k + c·MR + r (rows past the end */
+/* 0). Packs tiles [t0, t1).                                                                             */
+static void pack_tiles(const float* x, float* xpk, uint32_t k, uint32_t rows, uint32_t t0, uint32_t t1) {
+  const uint32_t k4 = k & ~3u;
+  for (uint32_t r0 = t0 * MR; r0 < rows && r0 < t1 * MR; r0 += MR) {
+    float* dst = xpk + (size_t)r0 * k;
+    const uint32_t count = rows - r0 < MR ? rows - r0 : MR;
+    if (count == MR) {
+      const float* a = x + (size_t)r0 * k;
+      const float *b = a + k, *c = b + k, *d = c + k;
+      uint32_t i = 0;
+      for (; i < k4; i += 4, dst += 4 * MR)
+        store_transposed(dst, MR, wasm_v128_load(a + i), wasm_v128_load(b + i), wasm_v128_load(c + i),
+                         wasm_v128_load(d + i));
+      for (; i < k; i++, dst += MR) {
+        dst[0] = a[i];
+        dst[1] = b[i];
+        dst[2] = c[i];
+        dst[3] = d[i];
+      }
+    } else {
+      for (uint32_t i = 0; i < k; i++, dst += MR)
+        for (uint32_t r = 0; r < MR; r++) dst[r] = r < count ? x[(size_t)(r0 + r) * k + i] : 0.0f;
+    }
+  }
+}
+
+/* Packs tiles [t0, t1) of a job's x into job->xpk (a thread's share of the packing). */
+EXPORT(pack_job) void pack_job(const Job* job, uint32_t t0, uint32_t t1) {
+  pack_tiles((const float*)(uintptr_t)job->x, (float*)(uintptr_t)job->xpk, job->k, job->rows, t0, t1);
+}
+
+/* Element (row, c) of a part's weight as f32 (rows of full tiles tiled when the part is). */
+static inline float weight_at(const Part* p, uint32_t k, uint32_t row, uint32_t c) {
+  size_t i;
+  if (p->tiled && row < (p->n & ~3u)) {
+    const uint32_t k8 = k & ~7u;
+    const size_t base = (size_t)(row & ~3u) * k;
+    if (c < k8) i = base + (size_t)(c & ~7u) * 4 + (row & 3) * 8 + (c & 7);
+    else i = base + (size_t)k8 * 4 + (row & 3) * (k - k8) + (c - k8);
+  } else {
+    i = (size_t)row * k + c;
+  }
+  const void* w = (const void*)(uintptr_t)p->w;
+  if (p->dtype == DT_BF16) return bf16_scalar(((const uint16_t*)w)[i]);
+  if (p->dtype == DT_F16) return f16_scalar(((const uint16_t*)w)[i]);
+  return ((const float*)w)[i];
+}
+
+/* Panel columns q·4 .. q·4+3 from 4 full rows (row j at r[j], STEP elements per block of 8; trailing */
+/* elements at t[j]) over k columns [kc, kc + len). Per block of 8 columns: 16-bit weights are          */
+/* transposed as halves first (two rounds of interleaves: per pair of columns the 4 rows' halves side   */
+/* by side), then widened, 2 columns per vector; f32 weights go through two 4x4 transposes.             */
+static inline __attribute__((always_inline)) void pack_quad(float* dst, const uint8_t* const* r, uint32_t step,
+                                                            const uint8_t* const* t, uint32_t dt, uint32_t k,
+                                                            uint32_t kc, uint32_t len) {
+  const uint32_t es = dt == DT_F32 ? 4 : 2;
+  const uint32_t k8 = k & ~7u, end = kc + len, vend = end < k8 ? end : k8;
+  const v128_t z = wasm_i32x4_splat(0);
+  const v128_t sign = wasm_i16x8_splat((int16_t)0x8fff);
+  const v128_t scale = wasm_f32x4_splat(0x1p112f);
+  size_t at = (size_t)(kc / 8) * step * es;
+  uint32_t c = kc;
+  for (; c < vend; c += 8, at += step * es, dst += 64) {
+    if (dt == DT_F32) {
+      const float *a = (const float*)(r[0] + at), *b = (const float*)(r[1] + at);
+      const float *cc = (const float*)(r[2] + at), *d = (const float*)(r[3] + at);
+      store_transposed(dst, 8, wasm_v128_load(a), wasm_v128_load(b), wasm_v128_load(cc), wasm_v128_load(d));
+      store_transposed(dst + 32, 8, wasm_v128_load(a + 4), wasm_v128_load(b + 4), wasm_v128_load(cc + 4),
+                       wasm_v128_load(d + 4));
+      continue;
+    }
+    const v128_t a = wasm_v128_load(r[0] + at), b = wasm_v128_load(r[1] + at);
+    const v128_t cc = wasm_v128_load(r[2] + at), d = wasm_v128_load(r[3] + at);
+    const v128_t ab0 = wasm_i16x8_shuffle(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+    const v128_t ab1 = wasm_i16x8_shuffle(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
+    const v128_t cd0 = wasm_i16x8_shuffle(cc, d, 0, 8, 1, 9, 2, 10, 3, 11);
+    const v128_t cd1 = wasm_i16x8_shuffle(cc, d, 4, 12, 5, 13, 6, 14, 7, 15);
+    /* q_i: columns 2i and 2i+1, each as the 4 rows' halves. */
+    const v128_t q0 = wasm_i32x4_shuffle(ab0, cd0, 0, 4, 1, 5), q1 = wasm_i32x4_shuffle(ab0, cd0, 2, 6, 3, 7);
+    const v128_t q2 = wasm_i32x4_shuffle(ab1, cd1, 0, 4, 1, 5), q3 = wasm_i32x4_shuffle(ab1, cd1, 2, 6, 3, 7);
+    v128_t lo, hi;
+#define PUT_PAIR(Q, I)                                                            \
+  do {                                                                            \
+    if (dt == DT_BF16) {                                                          \
+      lo = wasm_i16x8_shuffle(z, Q, 0, 8, 1, 9, 2, 10, 3, 11);                   \
+      hi = wasm_i16x8_shuffle(z, Q, 4, 12, 5, 13, 6, 14, 7, 15);                 \
+    } else {                                                                      \
+      F16_WIDEN(Q, lo, hi);                                                       \
+    }                                                                             \
+    wasm_v128_store(dst + 16 * (I), lo);                                          \
+    wasm_v128_store(dst + 16 * (I) + 8, hi);                                      \
+  } while (0)
+    PUT_PAIR(q0, 0);
+    PUT_PAIR(q1, 1);
+    PUT_PAIR(q2, 2);
+    PUT_PAIR(q3, 3);
+#undef PUT_PAIR
+  }
+  for (; c < end; c++, dst += 8)
+    for (uint32_t j = 0; j < 4; j++) {
+      const uint8_t* q = t[j] + (size_t)(c - k8) * es;
+      dst[j] = dt == DT_F32    ? *(const float*)q
+               : dt == DT_BF16 ? bf16_scalar(*(const uint16_t*)q)
+                               : f16_scalar(*(const uint16_t*)q);
+    }
+}
+
+/* Widens outputs [o, o + count) (count ≤ 8, o a multiple of 4) of part p over k columns [kc, kc + len) */
+/* into the panel: panel[kk·8 + j] = w[o + j][kc + kk], 0 for j ≥ count.                                 */
+__attribute__((noinline)) static void pack_panel(float* panel, const Part* p, uint32_t k, uint32_t o,
+                                                 uint32_t count, uint32_t kc, uint32_t len) {
+  const uint32_t dt = p->dtype, es = dt == DT_F32 ? 4 : 2, k8 = k & ~7u, kt = k - k8, n4 = p->n & ~3u;
+  const uint8_t* w = (const uint8_t*)(uintptr_t)p->w;
+  for (uint32_t q = 0; q < 2; q++) {
+    const uint32_t first = o + 4 * q;
+    float* dst = panel + 4 * q;
+    const uint32_t valid = count > 4 * q ? (count - 4 * q < 4 ? count - 4 * q : 4) : 0;
+    if (valid == 4) {
+      const uint8_t *r[4], *t[4];
+      uint32_t step;
+      if (p->tiled && first < n4) {
+        const uint8_t* base = w + (size_t)first * k * es;
+        for (uint32_t j = 0; j < 4; j++) {
+          r[j] = base + j * 8 * es;
+          t[j] = base + ((size_t)4 * k8 + j * kt) * es;
+        }
+        step = 32;
+      } else {
+        for (uint32_t j = 0; j < 4; j++) {
+          r[j] = w + (size_t)(first + j) * k * es;
+          t[j] = r[j] + (size_t)k8 * es;
+        }
+        step = 8;
+      }
+      if (dt == DT_BF16) pack_quad(dst, r, step, t, DT_BF16, k, kc, len);
+      else if (dt == DT_F16) pack_quad(dst, r, step, t, DT_F16, k, kc, len);
+      else pack_quad(dst, r, step, t, DT_F32, k, kc, len);
+    } else {
+      for (uint32_t c = 0; c < len; c++)
+        for (uint32_t j = 0; j < 4; j++) dst[c * 8 + j] = j < valid ? weight_at(p, k, first + j, kc + c) : 0.0f;
+    }
+  }
+}
+
+/* Where a panel GEMM puts its sums: partial sums in acc (row stride acc_stride, column 0 = output     */
+/* acc_col0), final values (plus bias) stored in out [rows, n] or, for the up projection of a gated job, */
+/* combined with the gate value there.                                                                   */
+typedef struct {
+  float* out;
+  uint32_t n;
+  float* acc;
+  uint32_t acc_stride;
+  uint32_t acc_col0;
+  uint32_t acc_row0;
+  const float* bias;
+  uint32_t mode;
+} Sink;
+
+/* One row's 4 sums for outputs [o, o + valid) of a k block (first / last k block flags). */
+static inline __attribute__((always_inline)) void put4(const Sink* s, uint32_t row, uint32_t o, uint32_t valid,
+                                                       v128_t v, uint32_t first, uint32_t last) {
+  float* a = s->acc + (size_t)(row - s->acc_row0) * s->acc_stride + (o - s->acc_col0);
+  if (valid == 4) {
+    if (!first) v = wasm_f32x4_add(v, wasm_v128_load(a));
+    if (!last) {
+      wasm_v128_store(a, v);
+      return;
+    }
+    if (s->bias) v = wasm_f32x4_add(v, wasm_v128_load(s->bias + o));
+    float* y = s->out + (size_t)row * s->n + o;
+    if (s->mode == EMIT_STORE) {
+      wasm_v128_store(y, v);
+    } else {
+      y[0] = gated(y[0], wasm_f32x4_extract_lane(v, 0), s->mode);
+      y[1] = gated(y[1], wasm_f32x4_extract_lane(v, 1), s->mode);
+      y[2] = gated(y[2], wasm_f32x4_extract_lane(v, 2), s->mode);
+      y[3] = gated(y[3], wasm_f32x4_extract_lane(v, 3), s->mode);
+    }
+    return;
+  }
+  for (uint32_t j = 0; j < valid; j++) {
+    float x = j == 0   ? wasm_f32x4_extract_lane(v, 0)
+              : j == 1 ? wasm_f32x4_extract_lane(v, 1)
+                       : wasm_f32x4_extract_lane(v, 2);
+    if (!first) x += a[j];
+    if (!last) a[j] = x;
+    else emit(s->out + (size_t)row * s->n + o + j, x, s->bias, o + j, s->mode);
+  }
+}
+
+#define MICRO_STEP(R)                                 \
+  do {                                                \
+    const v128_t s_ = wasm_v128_load32_splat(xk + R); \
+    a##R = madd(a##R, w0, s_);                        \
+    b##R = madd(b##R, w1, s_);                        \
+  } while (0)
+
+/* The micro-kernel: MR rows of packed x from xk times the panel's 8 outputs over len k columns, the    */
+/* sums stored to acc (row r's outputs 0-3 at acc + 8r, 4-7 at acc + 8r + 4). Out of line and small, so */
+/* that V8 keeps its 8 accumulators, 2 weight vectors and the splats in registers (V8 allocates 15 on   */
+/* x64; a 5-row tile spilled and ran at half speed).                                                    */
+__attribute__((noinline)) static void micro(const float* pw, const float* xk, uint32_t len, float* acc) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+  v128_t b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  for (const float* end = pw + 8 * len; pw < end; pw += 8, xk += MR) {
+    /* Opaque pointers: loop strength reduction would otherwise turn the constant offsets below (which  */
+    /* V8 folds into the addressing mode) into separate adds.                                          */
+    __asm__("" : "+r"(pw), "+r"(xk));
+    const v128_t w0 = wasm_v128_load(pw), w1 = wasm_v128_load(pw + 4);
+    MICRO_STEP(0);
+    MICRO_STEP(1);
+    MICRO_STEP(2);
+    MICRO_STEP(3);
+  }
+  wasm_v128_store(acc, a0);
+  wasm_v128_store(acc + 4, b0);
+  wasm_v128_store(acc + 8, a1);
+  wasm_v128_store(acc + 12, b1);
+  wasm_v128_store(acc + 16, a2);
+  wasm_v128_store(acc + 20, b2);
+  wasm_v128_store(acc + 24, a3);
+  wasm_v128_store(acc + 28, b3);
+}
+
+/* Rows [r0, r1) (r0 a multiple of MR) x outputs [o, o + count) over one k block from the panel. */
+static inline __attribute__((always_inline)) void micro_tiles(const float* panel, const float* xpk, uint32_t k,
+                                                              uint32_t kc, uint32_t len, uint32_t r0, uint32_t r1,
+                                                              uint32_t o, uint32_t count, float* acc,
+                                                              const Sink* s, uint32_t first, uint32_t last) {
+  const uint32_t v0 = count < 4 ? count : 4, v1 = count > 4 ? count - 4 : 0;
+  for (uint32_t r = r0; r < r1; r += MR) {
+    micro(panel, xpk + (size_t)r * k + (size_t)kc * MR, len, acc);
+    const uint32_t rows = r1 - r < MR ? r1 - r : MR;
+    for (uint32_t i = 0; i < rows; i++) {
+      put4(s, r + i, o, v0, wasm_v128_load(acc + 8 * i), first, last);
+      if (v1) put4(s, r + i, o + 4, v1, wasm_v128_load(acc + 8 * i + 4), first, last);
+    }
+  }
+}
+
+/* Outputs [o0, o1) of part p for rows [r0, r1) (r0 a multiple of MR), into sink s. */
+static inline __attribute__((always_inline)) void panel_gemm(const Part* p, const float* xpk, uint32_t k,
+                                                             uint32_t r0, uint32_t r1, uint32_t o0, uint32_t o1,
+                                                             float* panel, const Sink* s) {
+  for (uint32_t kc = 0; kc < k; kc += KC) {
+    const uint32_t len = k - kc < KC ? k - kc : KC;
+    const uint32_t first = kc == 0, last = kc + len == k;
+    for (uint32_t o = o0; o < o1; o += 8) {
+      const uint32_t count = o1 - o < 8 ? o1 - o : 8;
+      pack_panel(panel, p, k, o, count, kc, len);
+      micro_tiles(panel, xpk, k, kc, len, r0, r1, o, count, panel + PANEL_FLOATS, s, first, last);
+    }
+  }
+}
+
+/* Units [u0, u1) of a job whose x is packed (job->xpk), on thread `thread`'s scratch. Out of line, as  */
+/* pack_panel and micro: V8 first runs new code in its baseline tier and swaps in optimized code per     */
+/* function, at the function's next call, so small hot functions leave the baseline tier early.          */
+__attribute__((noinline)) static void run_panel_job(const Job* job, uint32_t u0, uint32_t u1, uint32_t thread) {
+  const uint32_t rows = job->rows, k = job->k;
+  /* Row blocks of at most RB rows, as even as whole tiles allow (130 rows: 68 + 62, not 128 + 2). */
+  const uint32_t blocks = (rows + RB - 1) / RB, rb = ((rows + blocks - 1) / blocks + MR - 1) / MR * MR;
+  const float* xpk = (const float*)(uintptr_t)job->xpk;
+  float* panel = (float*)(uintptr_t)(job->scratch + thread * job->scratch_stride);
+  float* up_acc = panel + PANEL_FLOATS + 8 * MR;
+  if (job->gated) {
+    const Part* gate = &job->part[0];
+    const Part* up = &job->part[1];
+    const uint32_t o1 = u1 < gate->n ? u1 : gate->n;
+    float* out = (float*)(uintptr_t)gate->out;
+    for (uint32_t c0 = u0; c0 < o1; c0 += NC) {
+      const uint32_t c1 = o1 - c0 < NC ? o1 : c0 + NC;
+      for (uint32_t r0 = 0; r0 < rows; r0 += rb) {
+        const uint32_t r1 = rows - r0 < rb ? rows : r0 + rb;
+        const Sink g = {out, gate->n, out, gate->n, 0, 0, gate->bias ? (const float*)(uintptr_t)gate->bias : 0,
+                        EMIT_STORE};
+        panel_gemm(gate, xpk, k, r0, r1, c0, c1, panel, &g);
+        const Sink u = {out, gate->n, up_acc, NC, c0, r0, up->bias ? (const float*)(uintptr_t)up->bias : 0,
+                        job->act};
+        panel_gemm(up, xpk, k, r0, r1, c0, c1, panel, &u);
+      }
+    }
+    return;
+  }
+  for (uint32_t i = 0; i < job->parts; i++) {
+    const Part* p = &job->part[i];
+    const uint32_t end = p->start + ((p->n + 3) & ~3u);
+    if (u1 <= p->start || u0 >= end) continue;
+    const uint32_t o0 = u0 > p->start ? u0 - p->start : 0;
+    const uint32_t o1 = (u1 < end ? u1 : end) - p->start;
+    const uint32_t e1 = o1 < p->n ? o1 : p->n;
+    float* out = (float*)(uintptr_t)p->out;
+    const Sink s = {out, p->n, out, p->n, 0, 0, p->bias ? (const float*)(uintptr_t)p->bias : 0, EMIT_STORE};
+    for (uint32_t c0 = o0; c0 < e1; c0 += NC) {
+      const uint32_t c1 = e1 - c0 < NC ? e1 : c0 + NC;
+      for (uint32_t r0 = 0; r0 < rows; r0 += rb)
+        panel_gemm(p, xpk, k, r0, rows - r0 < rb ? rows : r0 + rb, c0, c1, panel, &s);
+    }
+  }
+}
+
 /* ------------------------------------------------ jobs ---------------------------------------------- */
 
 /* Output columns [o0, o1) of one part for `rows` rows of x from row r0, written (or combined) by mode. */
@@ -597,8 +943,13 @@ static void project(const Job* job, const Part* p, uint32_t r0, uint32_t rows, u
   else gemm_f32_block(w, p->tiled, x, y, k, n, rows, o0, o1, bias, mode);
 }
 
-/* Units [u0, u1) of a job (u0 and u1 multiples of 4, or the end of the unit space). */
-EXPORT(run_job) void run_job(const Job* job, uint32_t u0, uint32_t u1) {
+/* Units [u0, u1) of a job (u0 and u1 multiples of 4, or the end of the unit space), on thread `thread` */
+/* (0 the calling thread; it picks the panel GEMM's scratch).                                            */
+EXPORT(run_job) void run_job(const Job* job, uint32_t u0, uint32_t u1, uint32_t thread) {
+  if (job->xpk) {
+    run_panel_job(job, u0, u1, thread);
+    return;
+  }
   const uint32_t rows = job->rows;
   if (job->gated) {
     const Part* gate = &job->part[0];
