@@ -2,6 +2,8 @@
 # The GPU benchmark, run on the device machine from the project root in one call (see docs/benchmarks-gpu.md):
 #   carry [".bench", ".bench-build"]; command: bash tools/bench-gpu/device.sh
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
+# LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part
+# (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
 mkdir -p "$OUT"
@@ -17,7 +19,7 @@ W=/tmp/bench
 mkdir -p "$W"
 
 # llama.cpp (CUDA) built in the background at low priority while our bench runs.
-(
+[ "${LLAMA:-1}" = 0 ] || (
   cd "$W" && tar -xJf "$ROOT/.bench/llama-src.tar.xz" && cd llama-src &&
     nice -n 15 cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_BUILD_TESTS=OFF \
       -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release &&
@@ -27,7 +29,7 @@ BUILD=$!
 
 node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m1b" 1b "$TOK"
 node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m8b" 8b "$TOK"
-(
+[ "${LLAMA:-1}" = 0 ] || (
   nice -n 10 python3 .bench/write_gguf.py "$TOK" "$W/m1b.gguf" 2048 8192 16 32 8 &&
     nice -n 10 python3 .bench/write_gguf.py "$TOK" "$W/m8b.gguf" 4096 14336 32 32 8
 ) > "$W/gguf.log" 2>&1 &
@@ -37,8 +39,10 @@ echo "[$(elapsed) s] checkpoints written"
 timeout 200 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
 echo "[$(elapsed) s] ours done (rc $?)"
 
-PYTHONUNBUFFERED=1 timeout 100 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"
-echo "[$(elapsed) s] transformers done (rc $?)"
+if [ "${HF_GPU:-1}" != 0 ]; then
+  PYTHONUNBUFFERED=1 timeout 100 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"
+  echo "[$(elapsed) s] transformers done (rc $?)"
+fi
 
 wait $GGUF
 echo "[$(elapsed) s] gguf: $(tail -2 "$W/gguf.log" | tr '\n' ' ')"
@@ -55,9 +59,11 @@ else
   echo "llama-bench was not built in time"
 fi
 # The CPU backend on the host's cores against PyTorch CPU on the same checkpoint (after the build: no competition).
-timeout 90 node .bench-build/tools/bench-gpu/cpu-bench.js "$W/m1b" 16 "$OUT/cpu-ours.json" > "$W/cpu-ours.log" 2>&1
-echo "[$(elapsed) s] CPU ours rc $?"; tail -8 "$W/cpu-ours.log"
-PYTHONUNBUFFERED=1 timeout 90 python3 tools/bench-gpu/hf_cpu_bench.py "$W/m1b" 16 > "$OUT/cpu-torch.json"
-echo "[$(elapsed) s] CPU torch rc $?"
+if [ "${CPU:-1}" != 0 ]; then
+  timeout 90 node .bench-build/tools/bench-gpu/cpu-bench.js "$W/m1b" 16 "$OUT/cpu-ours.json" > "$W/cpu-ours.log" 2>&1
+  echo "[$(elapsed) s] CPU ours rc $?"; tail -8 "$W/cpu-ours.log"
+  PYTHONUNBUFFERED=1 timeout 90 python3 tools/bench-gpu/hf_cpu_bench.py "$W/m1b" 16 > "$OUT/cpu-torch.json"
+  echo "[$(elapsed) s] CPU torch rc $?"
+fi
 node .bench-build/tools/bench-gpu/table.js "$OUT" | tee "$OUT/table.md"
 echo "[$(elapsed) s] done"
