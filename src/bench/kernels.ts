@@ -46,7 +46,14 @@ const ELEMENT_BYTES = { bf16: 2, f16: 2, f32: 4 } as const;
 export function measureGemv(
   dtype: GemvResult["dtype"],
   threads: number,
-  options: { n?: number; k?: number; totalBytes?: number; repeats?: number } = {},
+  options: {
+    n?: number;
+    k?: number;
+    totalBytes?: number;
+    repeats?: number;
+    /** "tiled" (default: as the backend stores 2-D weights) or "row-major" (the layout on disk). */
+    layout?: "tiled" | "row-major";
+  } = {},
 ): GemvResult {
   const n = options.n ?? 8192;
   const k = options.k ?? 2048;
@@ -65,7 +72,8 @@ export function measureGemv(
     for (let i = 0; i < view16.length; i++) view16[i] = base | Math.floor(next() * 0x3ff);
   }
   // With the shape, place stores the matrix tiled, as the backend's upload does for 2-D weights.
-  const weights = Array.from({ length: matrices }, () => fast.place(bytes, dtype as DType, [n, k]));
+  const shape = options.layout === "row-major" ? undefined : [n, k];
+  const weights = Array.from({ length: matrices }, () => fast.place(bytes, dtype as DType, shape));
   const x = new Float32Array(k);
   for (let i = 0; i < k; i++) x[i] = next() - 0.5;
   try {

@@ -113,6 +113,9 @@ export async function* generate(
   const maxNewTokens = options.maxNewTokens ?? 256;
   if (!(Number.isInteger(maxNewTokens) && maxNewTokens >= 0))
     throw new OllmError("INVALID_ARGUMENT", "maxNewTokens must be an integer ≥ 0");
+  const topLogprobs = options.topLogprobs ?? 0;
+  if (!(Number.isInteger(topLogprobs) && topLogprobs >= 0))
+    throw new OllmError("INVALID_ARGUMENT", "topLogprobs must be an integer ≥ 0");
   if (promptIds.length === 0) throw new OllmError("INVALID_ARGUMENT", "the prompt has no tokens");
   const stopIds = new Set(options.stopTokenIds ?? []);
   const stops = (options.stopStrings ?? []).filter((s) => s.length > 0);

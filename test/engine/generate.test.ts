@@ -113,5 +113,11 @@ describe("generate", () => {
     await expect(
       collect(generate(model.newSequence(), detokenizer, [1], { maxNewTokens: -1 })),
     ).rejects.toThrow(/maxNewTokens/);
+    for (const topLogprobs of [1.5, -1, Number.NaN])
+      await expect(
+        collect(generate(model.newSequence(), detokenizer, [1], { maxNewTokens: 2, topLogprobs })),
+      ).rejects.toThrow(
+        expect.objectContaining({ code: "INVALID_ARGUMENT", message: expect.stringMatching(/topLogprobs/) }),
+      );
   });
 });
