@@ -1,42 +1,18 @@
 /**
  * The fused WebGPU ops against the CPU backend: addRmsNorm (one dispatch), topKRows (the sampling reduction),
- * attention with key position offsets (the ring-buffer KV) and the one-split attention that writes its output
- * directly.
+ * and paired copies/ropes. Attention (key position offsets, the one-split kernel) is in ops.test.ts.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { TOPK_MAX } from "../../src/engine/backend.js";
 import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { buildRope } from "../../src/engine/rope.js";
-import type { DType, Tensor } from "../../src/engine/tensor.js";
-import { cpu, gpuOrSkip, random, relErr } from "./gpu-setup.js";
+import { compare, cpu, gpuOrSkip, pair, random } from "./gpu-setup.js";
 
 const gpu = await gpuOrSkip();
 
 afterAll(async () => {
   await gpu?.close();
 });
-
-function bf16Bytes(values: Float32Array): Uint8Array {
-  const bits = new Uint32Array(values.slice().buffer);
-  return new Uint8Array(Uint16Array.from(bits, (b) => b >>> 16).buffer);
-}
-
-/** The same values on the CPU and the GPU (f32, or bf16-truncated). */
-function pair(
-  g: WebGpuBackend,
-  values: Float32Array,
-  shape: number[],
-  dtype: DType = "f32",
-): [Tensor, Tensor] {
-  const bytes = dtype === "bf16" ? bf16Bytes(values) : new Uint8Array(values.slice().buffer);
-  return [cpu.upload(bytes, dtype, shape), g.upload(bytes.slice(), dtype, shape)];
-}
-
-async function compare(got: Tensor, want: Tensor, tol = 1e-5): Promise<void> {
-  expect(got.shape).toEqual(want.shape);
-  const err = relErr(await got.read(), await want.read());
-  expect(err).toBeLessThanOrEqual(tol);
-}
 
 const run = gpu ? describe : describe.skip;
 
@@ -169,92 +145,6 @@ run("fused WebGPU ops match the CPU backend", () => {
       await compare(sliced, cpu.sliceRows(ac, 0, 1), 0);
       cpu.writeRows(ac, 0, xc);
       await compare(ag, ac, 0);
-    });
-  });
-
-  describe("attention", () => {
-    const cases = [
-      // One split (≤ 256 keys): the direct kernel, with and without sinks / softcap / window.
-      { name: "direct decode", rows: 1, heads: 4, kv: 2, dim: 16, len: 40, start: 39 },
-      { name: "direct with sinks", rows: 3, heads: 4, kv: 2, dim: 64, len: 200, start: 197, sinks: true },
-      {
-        name: "direct sinks + softcap",
-        rows: 2,
-        heads: 2,
-        kv: 1,
-        dim: 32,
-        len: 9,
-        start: 7,
-        sinks: true,
-        softcap: 5,
-      },
-      // Key position offsets (a ring buffer: row j holds position j + offset), direct and split.
-      {
-        name: "offset, direct",
-        rows: 1,
-        heads: 4,
-        kv: 2,
-        dim: 16,
-        len: 100,
-        start: 1099,
-        offset: 1000,
-        window: 64,
-      },
-      {
-        name: "offset, window, chunk",
-        rows: 5,
-        heads: 4,
-        kv: 4,
-        dim: 32,
-        len: 180,
-        start: 5175,
-        offset: 5000,
-        window: 100,
-      },
-      {
-        name: "offset, split",
-        rows: 2,
-        heads: 2,
-        kv: 1,
-        dim: 16,
-        len: 600,
-        start: 2598,
-        offset: 2000,
-        window: 300,
-      },
-      {
-        name: "offset, split, sinks",
-        rows: 2,
-        heads: 4,
-        kv: 2,
-        dim: 16,
-        len: 520,
-        start: 819,
-        offset: 300,
-        sinks: true,
-      },
-    ];
-    it.each(cases)("$name", async (c) => {
-      const cap = c.len + 7;
-      const [qc, qg] = pair(g, random(c.rows * c.heads * c.dim, 131), [c.rows, c.heads * c.dim]);
-      const [kc, kg] = pair(g, random(cap * c.kv * c.dim, 132), [cap, c.kv * c.dim]);
-      const [vc, vg] = pair(g, random(cap * c.kv * c.dim, 133), [cap, c.kv * c.dim]);
-      const [sc, sg] = pair(g, random(c.heads, 134, 2), [c.heads], "bf16");
-      const opts = {
-        numHeads: c.heads,
-        numKvHeads: c.kv,
-        headDim: c.dim,
-        scale: 1 / Math.sqrt(c.dim),
-        queryPositions: Int32Array.from({ length: c.rows }, (_, i) => c.start + i),
-        kvLength: c.len,
-        kvPositionOffset: c.offset,
-        window: c.window,
-        softcap: c.softcap,
-      };
-      const before = g.stats().dispatches;
-      const got = g.attention(qg, kg, vg, { ...opts, sinks: c.sinks ? sg : undefined });
-      expect(g.stats().dispatches - before).toBe(c.len <= 256 ? 1 : 2);
-      await compare(got, cpu.attention(qc, kc, vc, { ...opts, sinks: c.sinks ? sc : undefined }));
     });
   });
 });

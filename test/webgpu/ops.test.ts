@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
-import type { Backend, DeltaRuleOptions } from "../../src/engine/backend.js";
+import type { DeltaRuleOptions } from "../../src/engine/backend.js";
 import { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { buildRope } from "../../src/engine/rope.js";
-import type { DType, Tensor } from "../../src/engine/tensor.js";
-import { cpu, gpuOrSkip, random, relErr } from "./gpu-setup.js";
+import type { DType } from "../../src/engine/tensor.js";
+import { compare, cpu, gpuOrSkip, pair, random } from "./gpu-setup.js";
 
 const gpu = await gpuOrSkip();
 /** A second device whose weights are split into many small buffers (the > binding-size path). */
@@ -13,53 +13,6 @@ afterAll(async () => {
   await gpu?.close();
   await split?.close();
 });
-
-function f16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = ((x >>> 23) & 0xff) - 127 + 15;
-  const mant = x & 0x7fffff;
-  if (exp <= 0) return sign; // flush tiny values (test data stays in the normal range)
-  if (exp >= 31) return sign | 0x7c00;
-  return sign | (exp << 10) | Math.round(mant / 8192);
-}
-
-/** Bytes of `values` stored as `dtype` (bf16 truncated, f16 rounded, i8/u8 as integers). */
-function encode(values: Float32Array, dtype: DType): Uint8Array {
-  switch (dtype) {
-    case "f32":
-      return new Uint8Array(values.slice().buffer);
-    case "bf16": {
-      const bits = new Uint32Array(values.slice().buffer);
-      return new Uint8Array(Uint16Array.from(bits, (b) => b >>> 16).buffer);
-    }
-    case "f16":
-      return new Uint8Array(Uint16Array.from(values, f16Bits).buffer);
-    case "i8":
-      return new Uint8Array(Int8Array.from(values, (v) => Math.round(v * 100)).buffer);
-    case "u8":
-      return Uint8Array.from(values, (v) => Math.round((v + 1) * 120));
-    case "i32":
-      return new Uint8Array(Int32Array.from(values, (v) => Math.round(v * 1000)).buffer);
-  }
-}
-
-/** The same tensor on the CPU and on a GPU backend. */
-function pair(g: Backend, values: Float32Array, shape: number[], dtype: DType = "f32"): [Tensor, Tensor] {
-  const bytes = encode(values, dtype);
-  return [cpu.upload(bytes, dtype, shape), g.upload(bytes.slice(), dtype, shape)];
-}
-
-async function compare(got: Tensor, want: Tensor, tol = 1e-5): Promise<number> {
-  expect(got.shape).toEqual(want.shape);
-  const gv = await got.read();
-  const wv = await want.read();
-  const err = relErr(gv, wv);
-  if (err > tol) console.log("MISMATCH", gv.slice(0, 4), wv.slice(0, 4));
-  expect(err).toBeLessThanOrEqual(tol);
-  return err;
-}
 
 const run = gpu ? describe : describe.skip;
 
@@ -235,6 +188,65 @@ run("WebGPU ops match the CPU backend", () => {
         softcap: 20,
       },
       { name: "odd head width", rows: 3, heads: 2, kv: 1, dim: 18, len: 3, start: 0 },
+      // One split (≤ 256 keys): the direct kernel, with and without sinks / softcap / window.
+      { name: "direct decode", rows: 1, heads: 4, kv: 2, dim: 16, len: 40, start: 39 },
+      { name: "direct with sinks", rows: 3, heads: 4, kv: 2, dim: 64, len: 200, start: 197, sinks: true },
+      {
+        name: "direct sinks + softcap",
+        rows: 2,
+        heads: 2,
+        kv: 1,
+        dim: 32,
+        len: 9,
+        start: 7,
+        sinks: true,
+        softcap: 5,
+      },
+      // Key position offsets (a ring buffer: row j holds position j + offset), direct and split.
+      {
+        name: "offset, direct",
+        rows: 1,
+        heads: 4,
+        kv: 2,
+        dim: 16,
+        len: 100,
+        start: 1099,
+        offset: 1000,
+        window: 64,
+      },
+      {
+        name: "offset, window, chunk",
+        rows: 5,
+        heads: 4,
+        kv: 4,
+        dim: 32,
+        len: 180,
+        start: 5175,
+        offset: 5000,
+        window: 100,
+      },
+      {
+        name: "offset, split",
+        rows: 2,
+        heads: 2,
+        kv: 1,
+        dim: 16,
+        len: 600,
+        start: 2598,
+        offset: 2000,
+        window: 300,
+      },
+      {
+        name: "offset, split, sinks",
+        rows: 2,
+        heads: 4,
+        kv: 2,
+        dim: 16,
+        len: 520,
+        start: 819,
+        offset: 300,
+        sinks: true,
+      },
     ];
     it.each(cases)("$name", async (c) => {
       const cap = c.len + 13; // cache buffers longer than kvLength
@@ -249,13 +261,15 @@ run("WebGPU ops match the CPU backend", () => {
         scale: 1 / Math.sqrt(c.dim),
         queryPositions: Int32Array.from({ length: c.rows }, (_, i) => c.start + i),
         kvLength: c.len,
+        kvPositionOffset: c.offset,
         window: c.window,
         softcap: c.softcap,
       };
-      await compare(
-        g.attention(qg, kg, vg, { ...opts, sinks: c.sinks ? sg : undefined }),
-        cpu.attention(qc, kc, vc, { ...opts, sinks: c.sinks ? sc : undefined }),
-      );
+      const before = g.stats().dispatches;
+      const got = g.attention(qg, kg, vg, { ...opts, sinks: c.sinks ? sg : undefined });
+      // Up to 256 keys one kernel writes the output; more are split, then combined.
+      expect(g.stats().dispatches - before).toBe(c.len <= 256 ? 1 : 2);
+      await compare(got, cpu.attention(qc, kc, vc, { ...opts, sinks: c.sinks ? sc : undefined }));
     });
   });
 

@@ -18,6 +18,7 @@ import {
   GELU_TANH,
   type KernelSource,
   loader,
+  memo,
   SAFE_MATH,
   u32s,
   vecDot,
@@ -164,7 +165,7 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   }
   const reds = (v.gated ? 2 : 1) * MR;
   return build(
-    `gemvb:${v.dtype}:${MR}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${sg}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}`,
+    gemvKey(v),
     u32s(...gemvParams(v.parts)),
     bindings,
     `${SAFE_MATH}
@@ -186,16 +187,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   );
 }
 
-const cache = new Map<string, KernelSource>();
+/** A variant's name: the memo key and the kernel's key (JSON.stringify per dispatch costs host time). */
+function gemvKey(v: BlockGemvVariant): string {
+  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}`;
+}
 
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */
-export function gemvBlockKernel(v: BlockGemvVariant): KernelSource {
-  // A template key: JSON.stringify of the variant per dispatch was a visible part of the host cost.
-  const key = `${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated}:${v.bias[0]}:${v.bias[1]}:${v.bias[2]}`;
-  let k = cache.get(key);
-  if (!k) {
-    k = gemvKernelBlockImpl(v);
-    cache.set(key, k);
-  }
-  return k;
-}
+export const gemvBlockKernel = memo(gemvKernelBlockImpl, gemvKey);

@@ -37,14 +37,18 @@ let nextSourceId = 1;
 /**
  * Memoised by arguments: generating WGSL text per op call would cost more than recording the dispatch.
  * Primitive arguments are joined (JSON.stringify per op was a visible part of the host cost); objects
- * (variants) are serialised.
+ * (variants) are serialised unless `keyOf` names the variant more cheaply.
  */
 // biome-ignore lint/suspicious/noExplicitAny: generic over the generators' argument lists
-function memo<A extends any[]>(make: (...args: A) => KernelSource): (...args: A) => KernelSource {
+export function memo<A extends any[]>(
+  make: (...args: A) => KernelSource,
+  keyOf?: (...args: A) => string,
+): (...args: A) => KernelSource {
   const sources = new Map<string, KernelSource>();
   return (...args: A) => {
     let key = "";
-    for (const a of args) key += typeof a === "object" && a !== null ? `${JSON.stringify(a)};` : `${a};`;
+    if (keyOf) key = keyOf(...args);
+    else for (const a of args) key += typeof a === "object" && a !== null ? `${JSON.stringify(a)};` : `${a};`;
     let k = sources.get(key);
     if (!k) {
       k = make(...args);
