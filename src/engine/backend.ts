@@ -52,8 +52,11 @@ export interface Backend {
 
   /** Rows of `table` picked by `ids`, times `scale`. */
   embedding(table: Tensor, ids: Int32Array, scale?: number): Tensor;
-  /** x @ wᵀ (+ bias): x [rows, in], w [out, in] in any weight dtype. */
-  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor;
+  /**
+   * x @ wᵀ (+ bias): x [rows, in], w [out, in] in any weight dtype. `fusion` folds an RMS norm of x and a
+   * residual add into the op (see LinearFusion).
+   */
+  linear(x: Tensor, w: Tensor, bias?: Tensor, fusion?: LinearFusion): Tensor;
   /**
    * RMS norm over every consecutive group of `weight.length` values (so a [rows, heads*dim] tensor
    * with a [dim] weight is normed per head). y = x / rms(x) * (weightOffset + w).
@@ -77,9 +80,10 @@ export interface Backend {
     activation: GatedActivation,
     gateBias?: Tensor,
     upBias?: Tensor,
+    fusion?: InputFusion,
   ): Tensor;
   /** Several projections of one input (q/k/v): `linear(x, p.weight, p.bias)` for each part, in one op. */
-  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[];
+  linearMany(x: Tensor, parts: readonly LinearPart[], fusion?: InputFusion): Tensor[];
   /** The residual add followed by RMS norm: sum = a + b, normed = rmsNorm(sum, weight, eps, weightOffset). */
   addRmsNorm(
     a: Tensor,
@@ -167,6 +171,27 @@ export interface Backend {
     state: Tensor | undefined,
     options: DeltaRuleOptions,
   ): { out: Tensor; state: Tensor };
+}
+
+/** An RMS norm of an op's input: rmsNorm(x, weight, eps, weightOffset) as in `Backend.rmsNorm`. */
+export interface InputNorm {
+  weight: Tensor;
+  eps: number;
+  weightOffset?: number;
+}
+
+/** What the input-side linear ops fold in: the input is RMS-normed first (the normed x is never stored). */
+export interface InputFusion {
+  norm?: InputNorm;
+}
+
+/**
+ * What `Backend.linear` folds in around its product, so a decoder layer needs no separate norm and residual
+ * ops (a GPU saves their dispatches): y = rmsNorm(x) @ wᵀ + bias + residual.
+ */
+export interface LinearFusion extends InputFusion {
+  /** Added to the output (same shape). */
+  residual?: Tensor;
 }
 
 /** One projection of `Backend.linearMany`. */

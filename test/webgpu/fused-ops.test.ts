@@ -1,11 +1,12 @@
 /**
  * The fused WebGPU ops against the CPU backend: addRmsNorm (one dispatch), topKRows (the sampling reduction),
- * and paired copies/ropes. Attention (key position offsets, the one-split kernel) is in ops.test.ts.
+ * linear ops with the input norm and the residual folded into the GEMV, and paired copies/ropes. Attention (key position offsets, the one-split kernel) is in ops.test.ts.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { TOPK_MAX } from "../../src/engine/backend.js";
+import { type GatedActivation, TOPK_MAX } from "../../src/engine/backend.js";
 import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { buildRope } from "../../src/engine/rope.js";
+import type { DType, Tensor } from "../../src/engine/tensor.js";
 import { compare, cpu, gpuOrSkip, pair, random } from "./gpu-setup.js";
 
 const gpu = await gpuOrSkip();
@@ -90,6 +91,100 @@ run("fused WebGPU ops match the CPU backend", () => {
       expect(() => g.topKRows(xg, 11)).toThrow(/topKRows/);
       expect(() => g.topKRows(xg, TOPK_MAX + 1)).toThrow(/topKRows/);
     });
+  });
+
+  describe("linear ops with the input norm and the residual folded in", () => {
+    const eps = 1e-5;
+    /** x [rows, k], a norm weight [k] (CPU and GPU), and the CPU's normed x: the unfused reference. */
+    function input(rows: number, k: number, seed: number, offset: number) {
+      const [xc, xg] = pair(g, random(rows * k, seed, 3), [rows, k]);
+      const [nc, ng] = pair(g, random(k, seed + 1), [k], "bf16");
+      return {
+        xg,
+        normed: cpu.rmsNorm(xc, nc, eps, offset),
+        norm: { weight: ng, eps, weightOffset: offset },
+      };
+    }
+    function weight(n: number, k: number, seed: number, dtype: DType): [Tensor, Tensor] {
+      return pair(g, random(n * k, seed, 0.5), [n, k], dtype);
+    }
+    /** Dispatches `op` records. */
+    function dispatches(op: () => unknown): number {
+      const before = g.stats().dispatches;
+      op();
+      return g.stats().dispatches - before;
+    }
+
+    it.each([
+      // rows, k, n, weight dtype, norm, residual, bias, norm weight offset, dispatches (0: unfused, not counted)
+      [1, 64, 48, "bf16", true, true, false, 0, 1],
+      [1, 64, 48, "f16", true, false, true, 1, 1],
+      [3, 128, 40, "f32", true, true, true, 0, 1],
+      [5, 256, 33, "bf16", true, true, false, 1, 2],
+      [2, 30, 20, "bf16", true, true, true, 0, 1],
+      [2, 64, 64, "bf16", false, true, false, 0, 1],
+      [20, 64, 32, "bf16", true, true, false, 0, 0],
+    ] as const)(
+      "linear rows %i k %i n %i %s (norm %s, residual %s, bias %s, offset %i)",
+      async (rows, k, n, dtype, withNorm, withResidual, withBias, offset, expected) => {
+        const seed = rows * 31 + k + n;
+        const x = input(rows, k, seed, offset);
+        const [wc, wg] = weight(n, k, seed + 2, dtype);
+        const [bc, bg] = pair(g, random(n, seed + 3), [n]);
+        const [rc, rg] = pair(g, random(rows * n, seed + 4, 2), [rows, n]);
+        let got: Tensor | undefined;
+        const count = dispatches(() => {
+          got = g.linear(x.xg, wg, withBias ? bg : undefined, {
+            norm: withNorm ? x.norm : undefined,
+            residual: withResidual ? rg : undefined,
+          });
+        });
+        if (expected > 0) expect(count).toBe(expected);
+        const product = cpu.linear(withNorm ? x.normed : await cpuCopy(x.xg), wc, withBias ? bc : undefined);
+        await compare(got as Tensor, withResidual ? cpu.add(product, rc) : product, 1e-4);
+      },
+    );
+
+    it.each([1, 3])("linearMany (q/k/v of different widths) with the norm, %i rows", async (rows) => {
+      const k = 96;
+      const x = input(rows, k, rows + 40, 0);
+      const widths = [64, 16, 16];
+      const weights = widths.map((n, i) => weight(n, k, 50 + i, "bf16"));
+      let got: Tensor[] = [];
+      expect(
+        dispatches(() => {
+          got = g.linearMany(
+            x.xg,
+            weights.map(([, wg]) => ({ weight: wg })),
+            { norm: x.norm },
+          );
+        }),
+      ).toBe(1);
+      for (const [i, [wc]] of weights.entries()) await compare(got[i], cpu.linear(x.normed, wc), 1e-4);
+    });
+
+    it.each([
+      ["silu", 1],
+      ["gelu_tanh", 2],
+    ] as const)("linearGated %s with the norm, %i rows", async (activation: GatedActivation, rows) => {
+      const k = 128;
+      const n = 72;
+      const x = input(rows, k, rows + 60, 1);
+      const [gc, gg] = weight(n, k, 70, "bf16");
+      const [uc, ug] = weight(n, k, 71, "bf16");
+      let got: Tensor | undefined;
+      expect(
+        dispatches(() => {
+          got = g.linearGated(x.xg, gg, ug, activation, undefined, undefined, { norm: x.norm });
+        }),
+      ).toBe(1);
+      await compare(got as Tensor, cpu.linearGated(x.normed, gc, uc, activation), 1e-4);
+    });
+
+    /** A GPU tensor's values as a CPU tensor. */
+    async function cpuCopy(t: Tensor): Promise<Tensor> {
+      return cpu.fromFloat32(await t.read(), [...t.shape]);
+    }
   });
 
   describe("independent copies and ropes pair up into one dispatch", () => {

@@ -406,6 +406,13 @@ run("WebGPU ops match the CPU backend", () => {
     let p = xg;
     for (let i = 0; i < 20; i++) p = g.add(p, xg);
     expect(await p.read()).toEqual(want);
+    // After a read the interval ramps up from `first`: submits after 2, 4 and 8 more of these 20 dispatches.
+    g.setSubmitEvery(8, 2);
+    const afterRead = g.stats().submits;
+    let r = xg;
+    for (let i = 0; i < 20; i++) r = g.add(r, xg);
+    expect(g.stats().submits - afterRead).toBe(3);
+    expect(await r.read()).toEqual(want);
     g.setSubmitEvery(0);
   });
 });

@@ -163,11 +163,18 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   const byDefault = await steps(args.decode);
   const after = backend.stats();
   const defaultEvery = backend.submitEveryDispatches;
+  // Submit intervals: after a read the interval ramps from `first` up to `every` (first = every: no ramp).
   const sweep: Record<string, number> = {};
-  for (const every of [0, 32, 64]) {
-    backend.setSubmitEvery(every);
+  for (const [every, first] of [
+    [0, 1],
+    [32, 4],
+    [64, 64],
+    [64, 1],
+    [128, 4],
+  ]) {
+    backend.setSubmitEvery(every, first);
     await steps(4);
-    sweep[String(every)] = (await steps(args.decode)).tokS;
+    sweep[every === 0 ? "0" : `${every}/${first}`] = (await steps(args.decode)).tokS;
   }
   backend.setSubmitEvery(defaultEvery);
   log(

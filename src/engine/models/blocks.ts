@@ -1,5 +1,5 @@
 import { OllmError } from "../../errors.js";
-import type { GatedActivation, RopeSpec } from "../backend.js";
+import type { GatedActivation, LinearFusion, RopeSpec } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import type { LayerContext, Weights } from "./family.js";
 
@@ -23,8 +23,18 @@ export interface AttentionSpec {
   outputGate?: boolean;
 }
 
-/** Self-attention with GQA: projections (biases when present), optional q/k norm, rope, cache, output. */
-export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: AttentionSpec): Tensor {
+/**
+ * Self-attention with GQA: projections (biases when present), optional q/k norm, rope, cache, output.
+ * `fusion.norm` is the norm of x before the projections, `fusion.residual` is added to the output: the
+ * backend may fold both into its projections.
+ */
+export function selfAttention(
+  x: Tensor,
+  w: Weights,
+  ctx: LayerContext,
+  spec: AttentionSpec,
+  fusion: LinearFusion = {},
+): Tensor {
   const b = ctx.backend;
   const kv = ctx.kv;
   if (!kv) throw new OllmError("INTERNAL", "attention layer without a KV cache");
@@ -34,6 +44,7 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
       weight: w.get(`${name}.weight`),
       bias: w.find(`${name}.bias`),
     })),
+    { norm: fusion.norm },
   );
   let gate: Tensor | undefined;
   if (spec.outputGate) {
@@ -62,13 +73,19 @@ export function selfAttention(x: Tensor, w: Weights, ctx: LayerContext, spec: At
     softcap: spec.softcap,
   });
   if (gate) attended = b.sigmoidGate(attended, gate);
-  return b.linear(attended, w.get("o_proj.weight"), w.find("o_proj.bias"));
+  return b.linear(attended, w.get("o_proj.weight"), w.find("o_proj.bias"), { residual: fusion.residual });
 }
 
 export type { GatedActivation };
 
-/** gate/up/down MLP: down(act(gate(x)) * up(x)). */
-export function gatedMlp(x: Tensor, w: Weights, ctx: LayerContext, activation: GatedActivation): Tensor {
+/** gate/up/down MLP: down(act(gate(x)) * up(x)), with x normed first and a residual added as `fusion` says. */
+export function gatedMlp(
+  x: Tensor,
+  w: Weights,
+  ctx: LayerContext,
+  activation: GatedActivation,
+  fusion: LinearFusion = {},
+): Tensor {
   const b = ctx.backend;
   const h = b.linearGated(
     x,
@@ -77,8 +94,9 @@ export function gatedMlp(x: Tensor, w: Weights, ctx: LayerContext, activation: G
     activation,
     w.find("gate_proj.bias"),
     w.find("up_proj.bias"),
+    { norm: fusion.norm },
   );
-  return b.linear(h, w.get("down_proj.weight"), w.find("down_proj.bias"));
+  return b.linear(h, w.get("down_proj.weight"), w.find("down_proj.bias"), { residual: fusion.residual });
 }
 
 /** Maps config.json's hidden_act to a gated activation. */

@@ -61,18 +61,17 @@ export class PreNormDecoder implements CausalLM {
   }
 
   layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Tensor {
-    const b = ctx.backend;
     const eps = this.config.rms_norm_eps;
     const spec = { ...this.attention, window: this.options.windowOf?.(index) };
-    const attnIn = b.rmsNorm(hidden, w.get("input_layernorm.weight"), eps);
-    const attended = selfAttention(attnIn, scoped(w, "self_attn."), ctx, spec);
-    const { sum: h, normed: mlpIn } = b.addRmsNorm(
-      hidden,
-      attended,
-      w.get("post_attention_layernorm.weight"),
-      eps,
-    );
-    return b.add(h, gatedMlp(mlpIn, scoped(w, "mlp."), ctx, this.activation));
+    // The norms and residual adds ride on the projections (a GPU backend folds them into its GEMVs).
+    const h = selfAttention(hidden, scoped(w, "self_attn."), ctx, spec, {
+      norm: { weight: w.get("input_layernorm.weight"), eps },
+      residual: hidden,
+    });
+    return gatedMlp(h, scoped(w, "mlp."), ctx, this.activation, {
+      norm: { weight: w.get("post_attention_layernorm.weight"), eps },
+      residual: h,
+    });
   }
 
   head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
@@ -97,10 +96,13 @@ export function lmHead(
   config: DecoderConfig,
   normWeightOffset = 0,
 ): Tensor {
-  const b = ctx.backend;
-  const normed = b.rmsNorm(hidden, w.get("model.norm.weight"), config.rms_norm_eps, normWeightOffset);
   const head = config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
-  return b.linear(normed, w.get(head));
+  const norm = {
+    weight: w.get("model.norm.weight"),
+    eps: config.rms_norm_eps,
+    weightOffset: normWeightOffset,
+  };
+  return ctx.backend.linear(hidden, w.get(head), undefined, { norm });
 }
 
 /** A view of `w` with `prefix` prepended to every name. */

@@ -143,23 +143,24 @@ class Gemma3 implements CausalLM {
 
   layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Tensor {
     const b = ctx.backend;
+    const spec = (name: string) => ({ weight: w.get(`${name}.weight`), eps: this.eps, weightOffset: 1 });
     const norm = (x: Tensor, name: string) => b.rmsNorm(x, w.get(`${name}.weight`), this.eps, 1);
-    const attended = selfAttention(
-      norm(hidden, "input_layernorm"),
-      scoped(w, "self_attn."),
-      ctx,
-      this.attention[index],
-    );
+    // The pre-norms ride on the projections; the post-norms sit between them and the residual adds.
+    const attended = selfAttention(hidden, scoped(w, "self_attn."), ctx, this.attention[index], {
+      norm: spec("input_layernorm"),
+    });
     const h = b.add(hidden, norm(attended, "post_attention_layernorm"));
-    const mlp = gatedMlp(norm(h, "pre_feedforward_layernorm"), scoped(w, "mlp."), ctx, this.activation);
+    const mlp = gatedMlp(h, scoped(w, "mlp."), ctx, this.activation, {
+      norm: spec("pre_feedforward_layernorm"),
+    });
     return b.add(h, norm(mlp, "post_feedforward_layernorm"));
   }
 
   head(hidden: Tensor, w: Weights, ctx: HeadContext): Tensor {
     const b = ctx.backend;
-    const normed = b.rmsNorm(hidden, w.get(`${this.prefix}norm.weight`), this.eps, 1);
     const table = this.config.tie_word_embeddings ? `${this.prefix}embed_tokens.weight` : "lm_head.weight";
-    const logits = b.linear(normed, w.get(table));
+    const norm = { weight: w.get(`${this.prefix}norm.weight`), eps: this.eps, weightOffset: 1 };
+    const logits = b.linear(hidden, w.get(table), undefined, { norm });
     const cap = this.config.final_logit_softcapping;
     return cap ? b.softcap(logits, cap) : logits;
   }

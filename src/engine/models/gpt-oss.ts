@@ -79,8 +79,10 @@ class GptOss implements CausalLM {
   async layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Promise<Tensor> {
     const b = ctx.backend;
     const eps = this.config.rms_norm_eps;
-    const attnIn = b.rmsNorm(hidden, w.get("input_layernorm.weight"), eps);
-    const h = b.add(hidden, selfAttention(attnIn, scoped(w, "self_attn."), ctx, this.attention[index]));
+    const h = selfAttention(hidden, scoped(w, "self_attn."), ctx, this.attention[index], {
+      norm: { weight: w.get("input_layernorm.weight"), eps },
+      residual: hidden,
+    });
     const mlpIn = b.rmsNorm(h, w.get("post_attention_layernorm.weight"), eps);
     return b.add(h, await this.moe(mlpIn, scoped(w, "mlp."), ctx));
   }

@@ -4,10 +4,13 @@ import type {
   Backend,
   DeltaRuleOptions,
   GatedActivation,
+  InputFusion,
+  LinearFusion,
   LinearPart,
   RopeOptions,
   RopeSpec,
 } from "../../backend.js";
+import { normedInput, unfusedLinear } from "../../linear-fusion.js";
 import { topKRowsHost } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import {
@@ -130,7 +133,10 @@ export class CpuBackend implements Backend {
     return new CpuTensor([ids.length, dim], "f32", out);
   }
 
-  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+  linear(x: Tensor, w: Tensor, bias?: Tensor, fusion?: LinearFusion): Tensor {
+    // The CPU gains nothing from fusing a norm or an add into the product (no dispatch to save).
+    if (fusion?.norm || fusion?.residual)
+      return unfusedLinear(this, x, fusion, (input) => this.linear(input, w, bias));
     const xs = f32(x);
     const wt = cpu(w);
     const [rows, inDim] = rowsOf(x);
@@ -203,7 +209,10 @@ export class CpuBackend implements Backend {
     activation: GatedActivation,
     gateBias?: Tensor,
     upBias?: Tensor,
+    fusion?: InputFusion,
   ): Tensor {
+    if (fusion?.norm)
+      return this.linearGated(normedInput(this, x, fusion.norm), gate, up, activation, gateBias, upBias);
     if (this.fast) {
       // One kernel job: both projections read per output, act(g) · u written once.
       const [rows, k] = rowsOf(x);
@@ -217,7 +226,8 @@ export class CpuBackend implements Backend {
     return activation === "silu" ? this.swiglu(g, u) : this.gegluTanh(g, u);
   }
 
-  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+  linearMany(x: Tensor, parts: readonly LinearPart[], fusion?: InputFusion): Tensor[] {
+    if (fusion?.norm) return this.linearMany(normedInput(this, x, fusion.norm), parts);
     if (this.fast && parts.length > 1) {
       // One kernel job over every part: x copied once, one barrier.
       const [rows, k] = rowsOf(x);

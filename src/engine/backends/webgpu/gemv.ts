@@ -7,6 +7,9 @@
  *
  * One kernel covers `linear` (1 weight), `linearMany` (2–3 weights of different row counts, one output each:
  * q/k/v in one dispatch) and `linearGated` (gate and up → act(g)·u without writing either projection).
+ * It can also RMS-norm its input on the fly (Σx² gathered in the same pass over x, the norm weight applied to
+ * each x value, 1/rms applied to the dot products) and add a residual to its output, so a decoder layer needs
+ * no separate norm and add dispatches.
  */
 import type { GatedActivation } from "../../backend.js";
 import type { DType } from "../../tensor.js";
@@ -19,6 +22,7 @@ import {
   type KernelSource,
   loader,
   memo,
+  type ParamType,
   SAFE_MATH,
   u32s,
   vecDot,
@@ -44,6 +48,10 @@ export interface BlockGemvVariant {
   gated?: GatedActivation;
   /** Bias dtype per weight (undefined: none). */
   bias: readonly (DType | undefined)[];
+  /** dtype of the RMS-norm weight applied to x first (undefined: x as it is). */
+  norm?: DType;
+  /** A residual R (f32, laid out like the output) is added to the output (one weight, not gated). */
+  residual?: boolean;
 }
 
 /** Largest number of weights one dispatch takes. */
@@ -51,20 +59,25 @@ export const GEMV_MAX_PARTS = 3;
 /** Largest number of activation rows one dispatch takes. */
 export const GEMV_BLOCK_ROWS = 4;
 
-/** Storage bindings a variant needs (x, weights, outputs, biases), to check against the adapter's limit. */
-export function gemvBindings(parts: number, gated: boolean, biases: number): number {
-  return 1 + parts + (gated ? 1 : parts) + biases;
+/** Storage bindings a variant needs (x, weights, outputs, biases, norm weight, residual), against the limit. */
+export function gemvBindings(parts: number, gated: boolean, biases: number, extras = 0): number {
+  return 1 + parts + (gated ? 1 : parts) + biases + extras;
 }
 
 /**
  * Uniform parameters, in order: K, xo (element offset of x row 0; rows are K apart), then per weight j:
  * n{j} (rows of this weight in this dispatch), wo{j} (element offset), yo{j} (output offset), no{j} (first
- * output column), ldy{j} (output row stride), bo{j} (bias offset).
+ * output column), ldy{j} (output row stride), bo{j} (bias offset); with a norm go (norm weight offset), eps,
+ * goff (added to the norm weight); with a residual ro (its offset; rows ldy0 apart like the output).
  */
-export function gemvParams(parts: number): string[] {
+export function gemvParams(v: Pick<BlockGemvVariant, "parts" | "norm" | "residual">): [string, ParamType][] {
   const names = ["K", "xo"];
-  for (let j = 0; j < parts; j++) names.push(`n${j}`, `wo${j}`, `yo${j}`, `no${j}`, `ldy${j}`, `bo${j}`);
-  return names;
+  for (let j = 0; j < v.parts; j++) names.push(`n${j}`, `wo${j}`, `yo${j}`, `no${j}`, `ldy${j}`, `bo${j}`);
+  if (v.norm) names.push("go");
+  if (v.residual) names.push("ro");
+  const params = u32s(...names);
+  if (v.norm) params.push(["eps", "f32"], ["goff", "f32"]);
+  return params;
 }
 
 function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
@@ -77,24 +90,44 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   v.bias.forEach((b, j) => {
     if (b) bindings.push({ name: `B${j}`, access: "read", type: bindType(b) });
   });
+  if (v.norm) bindings.push({ name: "G", access: "read", type: bindType(v.norm) });
+  if (v.residual) bindings.push({ name: "R", access: "read", type: "f32" });
   const MR = v.rows;
   // x element e of row m: a vec4 at (xo + m*K + e) / 4, or four scalars.
   const xv = v.xVec ? "fn xv(e: u32) -> vec4<f32> { return X[e >> 2u]; }" : XV;
   const xs = v.xVec
     ? "fn xs(e: u32) -> f32 { return X[e >> 2u][e & 3u]; }"
     : "fn xs(e: u32) -> f32 { return X[e]; }";
+  // With a norm, x is read through xn (x times the norm weight at column c) and Σx² gathered into ss[m].
+  const normFns = v.norm
+    ? `${loader("G", v.norm)}
+fn gs(c: u32) -> f32 { return p.goff + G_at(p.go + c); }
+fn xn(e: u32, c: u32) -> vec4<f32> { return xv(e) * vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(c + 3u)); }
+${v.wVec ? `fn sq(e: u32) -> f32 { var s = 0.0; for (var d = 0u; d < ${epu}u; d += 4u) { let a = xv(e + d); s += dot(a, a); } return s; }` : ""}`
+    : "";
   const weightFns = Array.from({ length: v.parts }, (_, j) =>
     v.wVec
-      ? `fn dot${j}(u: u32, xb: u32) -> f32 { let w = W${j}[u]; ${vecDot(v.dtype)} }`
+      ? v.norm
+        ? `fn dot${j}(u: u32, xb: u32, c: u32) -> f32 { let w = W${j}[u]; ${vecDot(v.dtype, (d) => `xn(xb + ${d}u, c + ${d}u)`)} }`
+        : `fn dot${j}(u: u32, xb: u32) -> f32 { let w = W${j}[u]; ${vecDot(v.dtype)} }`
       : `${loader(`W${j}`, v.dtype)}`,
   ).join("\n");
   const biasFns = v.bias.map((b, j) => (b ? loader(`B${j}`, b) : "")).join("\n");
-  // The K loop for weights `ws` (indices into the parts) accumulating acc{j}[m].
+  // The K loop for weights `ws` (indices into the parts) accumulating acc{j}[m] (and ss[m] with a norm).
   const loop = (ws: number[]) => {
-    const body = (u: string) =>
-      v.wVec
-        ? `for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + (${u}) * ${epu}u; ${ws.map((j) => `acc${j}[m] += dot${j}(wb${j} + ${u}, xb);`).join(" ")} }`
-        : `for (var m = 0u; m < MR; m++) { let xk = xs(p.xo + m * p.K + ${u}); ${ws.map((j) => `acc${j}[m] += W${j}_at(wb${j} + ${u}) * xk;`).join(" ")} }`;
+    const body = (u: string) => {
+      if (v.wVec) {
+        const c = `(${u}) * ${epu}u`;
+        const dots = ws
+          .map((j) => `acc${j}[m] += dot${j}(wb${j} + ${u}, xb${v.norm ? ", c" : ""});`)
+          .join(" ");
+        return `${v.norm ? `let c = ${c}; ` : ""}for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + ${c}; ${v.norm ? "ss[m] += sq(xb); " : ""}${dots} }`;
+      }
+      const xk = v.norm
+        ? `let xr = xs(p.xo + m * p.K + ${u}); ss[m] += xr * xr; let xk = xr * gs(${u});`
+        : `let xk = xs(p.xo + m * p.K + ${u});`;
+      return `for (var m = 0u; m < MR; m++) { ${xk} ${ws.map((j) => `acc${j}[m] += W${j}_at(wb${j} + ${u}) * xk;`).join(" ")} }`;
+    };
     const U = v.unroll;
     const unrolled = Array.from({ length: U }, (_, i) => body(i === 0 ? "u" : `u + ${i}u * WG`)).join(
       "\n      ",
@@ -107,33 +140,45 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   };
   const sg = v.subgroup;
   const NSG = sg > 0 ? v.wg / sg : v.wg;
-  // Reduces acc{j}[m] over the workgroup into red[j * MR + m] (read by thread 0).
-  const reduce = (ws: number[]) =>
-    sg > 0
+  // Reduces the accumulators of weights `ws` (then ss) over the workgroup: accumulator i of row m lands in
+  // red[i * MR + m] (read by thread 0).
+  const reduce = (ws: number[]) => {
+    const accs = [...ws.map((j) => `acc${j}`), ...(v.norm ? ["ss"] : [])];
+    return sg > 0
       ? `for (var m = 0u; m < MR; m++) {
-      ${ws.map((j, i) => `let s${j} = subgroupAdd(acc${j}[m]); if (l % ${sg}u == 0u) { part[(${i}u * MR + m) * NSG + l / ${sg}u] = s${j}; }`).join("\n      ")}
+      ${accs.map((a, i) => `let s${i} = subgroupAdd(${a}[m]); if (l % ${sg}u == 0u) { part[(${i}u * MR + m) * NSG + l / ${sg}u] = s${i}; }`).join("\n      ")}
     }
     workgroupBarrier();
-    if (l < ${ws.length}u * MR) {
+    if (l < ${accs.length}u * MR) {
       var t = 0.0;
       for (var i = 0u; i < NSG; i++) { t += part[l * NSG + i]; }
       red[l] = t;
     }
     workgroupBarrier();`
       : `for (var m = 0u; m < MR; m++) {
-      ${ws.map((j, i) => `part[(${i}u * MR + m) * NSG + l] = acc${j}[m];`).join(" ")}
+      ${accs.map((a, i) => `part[(${i}u * MR + m) * NSG + l] = ${a}[m];`).join(" ")}
     }
     workgroupBarrier();
     for (var st = WG / 2u; st > 0u; st >>= 1u) {
-      if (l < st) { for (var q = 0u; q < ${ws.length}u * MR; q++) { part[q * NSG + l] += part[q * NSG + l + st]; } }
+      if (l < st) { for (var q = 0u; q < ${accs.length}u * MR; q++) { part[q * NSG + l] += part[q * NSG + l + st]; } }
       workgroupBarrier();
     }
-    if (l < ${ws.length}u * MR) { red[l] = part[l * NSG]; }
+    if (l < ${accs.length}u * MR) { red[l] = part[l * NSG]; }
     workgroupBarrier();`;
+  };
   const bias = (j: number, o: string) => (v.bias[j] ? ` + B${j}_at(p.bo${j} + p.no${j} + ${o})` : "");
+  const residual = v.residual ? " + R[p.ro + m * p.ldy0 + p.no0 + o]" : "";
   const store = (j: number, value: string) => `Y${j}[p.yo${j} + m * p.ldy${j} + p.no${j} + o] = ${value};`;
+  // Projection i of row m after the reduction: scaled by 1/rms with a norm (ss sits after the projections).
+  const projection = (i: number, count: number) =>
+    v.norm
+      ? `red[${i}u * MR + m] * inverseSqrt(red[${count}u * MR + m] / f32(p.K) + p.eps)`
+      : `red[${i}u * MR + m]`;
   let main: string;
-  const decl = (ws: number[]) => ws.map((j) => `var acc${j}: array<f32, MR>;`).join(" ");
+  const decl = (ws: number[]) =>
+    [...ws.map((j) => `var acc${j}: array<f32, MR>;`), ...(v.norm ? ["var ss: array<f32, MR>;"] : [])].join(
+      " ",
+    );
   if (v.gated) {
     const act = v.gated === "silu" ? "g / (1.0 + exp(-g))" : GELU_TANH("g");
     main = `let o = g0;
@@ -143,8 +188,8 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   ${reduce([0, 1])}
   if (l < MR) {
     let m = l;
-    let g = red[m]${bias(0, "o")};
-    let up = red[MR + m]${bias(1, "o")};
+    let g = ${projection(0, 2)}${bias(0, "o")};
+    let up = ${projection(1, 2)}${bias(1, "o")};
     ${store(0, `(${act}) * up`)}
   }`;
   } else {
@@ -153,7 +198,7 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
     ${decl([j])}
     ${loop([j])}
     ${reduce([j])}
-    if (l < MR) { let m = l; ${store(j, `red[m]${bias(j, "o")}`)} }
+    if (l < MR) { let m = l; ${store(j, `${projection(0, 1)}${bias(j, "o")}${residual}`)} }
   }`;
     const starts = ["0u", "p.n0", "p.n0 + p.n1"];
     const ends = ["p.n0", "p.n0 + p.n1", "p.n0 + p.n1 + p.n2"];
@@ -163,16 +208,17 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
         : `else if (g0 < ${ends[j]}) ${branch(j, starts[j])}`,
     ).join(" ");
   }
-  const reds = (v.gated ? 2 : 1) * MR;
+  const reds = ((v.gated ? 2 : 1) + (v.norm ? 1 : 0)) * MR;
   return build(
     gemvKey(v),
-    u32s(...gemvParams(v.parts)),
+    gemvParams(v),
     bindings,
     `${SAFE_MATH}
 ${xv}
 ${xs}
 ${weightFns}
 ${biasFns}
+${normFns}
 const WG: u32 = ${v.wg}u;
 const MR: u32 = ${MR}u;
 const NSG: u32 = ${NSG}u;
@@ -189,7 +235,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /** A variant's name: the memo key and the kernel's key (JSON.stringify per dispatch costs host time). */
 function gemvKey(v: BlockGemvVariant): string {
-  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}`;
+  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}`;
 }
 
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */

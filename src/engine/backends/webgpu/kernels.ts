@@ -706,11 +706,14 @@ export function elementsPerVec4(dtype: DType): number {
   }
 }
 
-/** dot of one vec4<u32> of weights with the matching x values (read from X as vec4<f32> at xb). */
 /** x[e..e+4) from an f32 array as a vec4 (four scalar loads). */
 export const XV = "fn xv(e: u32) -> vec4<f32> { return vec4<f32>(X[e], X[e + 1u], X[e + 2u], X[e + 3u]); }";
 
-export function vecDot(dtype: DType): string {
+/**
+ * dot of one vec4<u32> of weights `w` with the matching x values: `x(d)` is the WGSL of the vec4 of x at
+ * element d of the unit (by default read from X as vec4<f32> at xb + d).
+ */
+export function vecDot(dtype: DType, x: (d: number) => string = (d) => `xv(xb + ${d}u)`): string {
   const bf = (v: string) => `bitcast<f32>(${v} << 16u), bitcast<f32>(${v} & 0xffff0000u)`;
   const i8 = (v: string, signed: boolean) => {
     const e = (k: number) =>
@@ -719,17 +722,17 @@ export function vecDot(dtype: DType): string {
   };
   switch (dtype) {
     case "bf16":
-      return `return dot(vec4<f32>(${bf("w.x")}, ${bf("w.y")}), xv(xb)) + dot(vec4<f32>(${bf("w.z")}, ${bf("w.w")}), xv(xb + 4u));`;
+      return `return dot(vec4<f32>(${bf("w.x")}, ${bf("w.y")}), ${x(0)}) + dot(vec4<f32>(${bf("w.z")}, ${bf("w.w")}), ${x(4)});`;
     case "f16":
-      return "return dot(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), xv(xb)) + dot(vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)), xv(xb + 4u));";
+      return `return dot(vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)), ${x(0)}) + dot(vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)), ${x(4)});`;
     case "f32":
-      return "return dot(bitcast<vec4<f32>>(w), xv(xb));";
+      return `return dot(bitcast<vec4<f32>>(w), ${x(0)});`;
     case "i32":
-      return "return dot(vec4<f32>(bitcast<vec4<i32>>(w)), xv(xb));";
+      return `return dot(vec4<f32>(bitcast<vec4<i32>>(w)), ${x(0)});`;
     case "i8":
     case "u8": {
       const s = dtype === "i8";
-      return `return dot(${i8("w.x", s)}, xv(xb)) + dot(${i8("w.y", s)}, xv(xb + 4u)) + dot(${i8("w.z", s)}, xv(xb + 8u)) + dot(${i8("w.w", s)}, xv(xb + 12u));`;
+      return `return dot(${i8("w.x", s)}, ${x(0)}) + dot(${i8("w.y", s)}, ${x(4)}) + dot(${i8("w.z", s)}, ${x(8)}) + dot(${i8("w.w", s)}, ${x(12)});`;
     }
   }
 }

@@ -5,10 +5,13 @@ import type {
   Backend,
   DeltaRuleOptions,
   GatedActivation,
+  InputFusion,
+  LinearFusion,
   LinearPart,
   RopeOptions,
   RopeSpec,
 } from "../../backend.js";
+import { normedInput, unfusedLinear } from "../../linear-fusion.js";
 import { checkTopK } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { typedView, widenAll } from "../cpu/widen.js";
@@ -103,6 +106,9 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
  */
 export const DEFAULT_SUBMIT_EVERY = 64;
 
+/** Dispatches before the first submit after a read (then the interval doubles up to submitEvery). */
+const FIRST_SUBMIT = 4;
+
 /** The submission interval of `options` on this adapter (see WebGpuBackendOptions.submitEvery). */
 export function submitInterval(options: WebGpuBackendOptions, software: boolean): number {
   const env = process.env.OLLM_WEBGPU_SUBMIT_EVERY;
@@ -147,6 +153,12 @@ interface GemvPart {
   ldy: number;
   bias: WebGpuTensor | undefined;
   out: WebGpuTensor;
+}
+
+/** What a block GEMV folds in: an RMS norm of x (weight, eps, weight offset) and a residual added to y. */
+interface GemvExtras {
+  norm?: { weight: WebGpuTensor; eps: number; offset: number };
+  residual?: WebGpuTensor;
 }
 
 /** Bytes [start, end) of a buffer an op reads or writes. */
@@ -274,7 +286,7 @@ export class WebGpuBackend implements Backend {
       options.stagingChunks ?? 8,
     );
     this.useSubgroups = (options.subgroups ?? process.env.OLLM_WEBGPU_SUBGROUPS !== "0") && gpu.subgroups;
-    this.submitEvery = submitInterval(options, gpu.software);
+    this.setSubmitEvery(submitInterval(options, gpu.software));
     this.maxSegmentBytes = Math.min(
       gpu.limits.maxStorageBufferBindingSize,
       options.maxSegmentBytes ?? 128 << 20,
@@ -542,7 +554,11 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
+  linear(x: Tensor, w: Tensor, bias?: Tensor, fusion?: LinearFusion): Tensor {
+    if (fusion?.norm || fusion?.residual) {
+      const fused = this.fusedGemv(x, [{ weight: w, bias }], fusion);
+      return fused ? fused[0] : unfusedLinear(this, x, fusion, (input) => this.linear(input, w, bias));
+    }
     const xs = this.f32(x);
     const wt = this.gpuTensor(w);
     const [rows, inDim] = rowsOf(xs);
@@ -668,12 +684,19 @@ export class WebGpuBackend implements Backend {
     activation: GatedActivation,
     gateBias?: Tensor,
     upBias?: Tensor,
+    fusion?: InputFusion,
   ): Tensor {
-    const xs = this.f32(x);
-    const parts = this.gemvParts(xs, [
+    const pair = [
       { weight: gate, bias: gateBias },
       { weight: up, bias: upBias },
-    ]);
+    ];
+    if (fusion?.norm) {
+      const fused = this.fusedGemv(x, pair, fusion, activation);
+      if (fused) return fused[0];
+      x = normedInput(this, x, fusion.norm);
+    }
+    const xs = this.f32(x);
+    const parts = this.gemvParts(xs, pair);
     if (parts && parts[0].n === parts[1].n && this.gemvFits(parts, true)) {
       const out = this.allocApart([rowsOf(xs)[0], parts[0].n], xs);
       for (const part of parts) part.out = out;
@@ -691,7 +714,12 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  linearMany(x: Tensor, parts: readonly LinearPart[]): Tensor[] {
+  linearMany(x: Tensor, parts: readonly LinearPart[], fusion?: InputFusion): Tensor[] {
+    if (fusion?.norm) {
+      const fused = parts.length <= GEMV_MAX_PARTS ? this.fusedGemv(x, parts, fusion) : undefined;
+      if (fused) return fused;
+      x = normedInput(this, x, fusion.norm);
+    }
     const xs = this.f32(x);
     const fused = parts.length <= GEMV_MAX_PARTS ? this.gemvParts(xs, parts) : undefined;
     let outs: Tensor[];
@@ -704,6 +732,52 @@ export class WebGpuBackend implements Backend {
       });
       this.gemvBlock(xs, fused);
     }
+    this.dropCopy(xs, x);
+    return outs;
+  }
+
+  /**
+   * The block GEMV with a norm of x and/or a residual folded in (see gemv.ts): one output per part, or
+   * act(gate)·up when `gated`; undefined when the fused kernel does not apply (the caller runs the ops apart).
+   */
+  private fusedGemv(
+    x: Tensor,
+    parts: readonly LinearPart[],
+    fusion: LinearFusion,
+    gated?: GatedActivation,
+  ): WebGpuTensor[] | undefined {
+    const xs = this.f32(x);
+    const fused = this.gemvParts(xs, parts);
+    const [rows, k] = rowsOf(xs);
+    const norm = fusion.norm && this.gpuTensor(fusion.norm.weight);
+    const residual = fusion.residual && this.gpuTensor(fusion.residual);
+    const applies =
+      fused !== undefined &&
+      (!gated || fused[0].n === fused[1].n) &&
+      (!norm || (norm.segments.length === 1 && numel(norm.shape) === k)) &&
+      (!residual ||
+        (fused.length === 1 &&
+          !gated &&
+          residual.dtype === "f32" &&
+          residual.segments.length === 1 &&
+          numel(residual.shape) === rows * fused[0].n)) &&
+      this.gemvFits(fused, gated !== undefined, (norm ? 1 : 0) + (residual ? 1 : 0));
+    if (!applies) {
+      this.dropCopy(xs, x);
+      return undefined;
+    }
+    const outs = gated
+      ? [this.allocApart([rows, fused[0].n], xs)]
+      : fused.map((part) => this.allocApart([rows, part.n], xs));
+    fused.forEach((part, i) => {
+      part.out = outs[gated ? 0 : i];
+    });
+    const extras: GemvExtras = {
+      norm: norm &&
+        fusion.norm && { weight: norm, eps: fusion.norm.eps, offset: fusion.norm.weightOffset ?? 0 },
+      residual,
+    };
+    this.gemvBlock(xs, fused, gated, extras);
     this.dropCopy(xs, x);
     return outs;
   }
@@ -736,17 +810,24 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  /** Whether a fused GEMV's storage bindings fit the adapter's per-stage limit. */
-  private gemvFits(parts: GemvPart[], gated: boolean): boolean {
+  /** Whether a fused GEMV's storage bindings (with `extras` norm/residual ones) fit the adapter's limit. */
+  private gemvFits(parts: GemvPart[], gated: boolean, extras = 0): boolean {
     const biases = parts.filter((p) => p.bias).length;
-    return gemvBindings(parts.length, gated, biases) <= this.gpu.limits.maxStorageBuffersPerShaderStage;
+    return (
+      gemvBindings(parts.length, gated, biases, extras) <= this.gpu.limits.maxStorageBuffersPerShaderStage
+    );
   }
 
   /**
    * Records the block GEMV (see gemv.ts) for every part over x's rows, GEMV_BLOCK_ROWS rows per dispatch:
    * one output per part, or act(gate)·up into parts[0].out when `gated`.
    */
-  private gemvBlock(x: WebGpuTensor, parts: GemvPart[], gated?: GatedActivation): void {
+  private gemvBlock(
+    x: WebGpuTensor,
+    parts: GemvPart[],
+    gated?: GatedActivation,
+    extras: GemvExtras = {},
+  ): void {
     const [rows, k] = rowsOf(x);
     const dtype = parts[0].dtype;
     const epu = K.elementsPerVec4(dtype);
@@ -757,6 +838,7 @@ export class WebGpuBackend implements Backend {
     const sg = this.gpu.subgroupSize;
     const subgroup = this.useSubgroups && sg >= 4 && sg <= wg && wg % sg === 0 ? sg : 0;
     const total = gated ? parts[0].n : parts.reduce((t, p) => t + p.n, 0);
+    const { norm, residual } = extras;
     for (let r0 = 0; r0 < rows; r0 += GEMV_BLOCK_ROWS) {
       const mr = Math.min(GEMV_BLOCK_ROWS, rows - r0);
       const xo = x.one.offset + r0 * k;
@@ -770,6 +852,16 @@ export class WebGpuBackend implements Backend {
         ...outs.map((o) => o.one.buffer),
       ];
       for (const p of parts) if (p.bias) bindings.push(p.bias.one.buffer);
+      // Parameter order of gemvParams: the norm's offset, the residual's, then the norm's eps and offset.
+      if (norm) {
+        bindings.push(norm.weight.one.buffer);
+        params.push(norm.weight.one.offset);
+      }
+      if (residual) {
+        bindings.push(residual.one.buffer);
+        params.push(residual.one.offset + r0 * parts[0].ldy);
+      }
+      if (norm) params.push(norm.eps, norm.offset);
       this.dispatch(
         gemvBlockKernel({
           dtype,
@@ -782,6 +874,8 @@ export class WebGpuBackend implements Backend {
           parts: parts.length,
           gated,
           bias: parts.map((p) => p.bias?.dtype),
+          norm: norm?.weight.dtype,
+          residual: residual !== undefined,
         }),
         bindings,
         params,
@@ -1693,15 +1787,23 @@ export class WebGpuBackend implements Backend {
     pass.setBindGroup(0, entry.group, offsets);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
-    if (this.submitEvery > 0 && ++this.sinceSubmit >= this.submitEvery) this.flush();
+    if (this.submitEvery > 0 && ++this.sinceSubmit >= this.submitAt) {
+      const next = Math.min(this.submitEvery, this.submitAt * 2);
+      this.flush();
+      this.submitAt = next;
+    }
   }
 
   /**
    * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
-   * step). Lets the GPU start on a long step while the rest is still being recorded.
+   * step). Lets the GPU start on a long step while the rest is still being recorded. After a read (the GPU
+   * then idles until the next submit) the first submit comes after `first` dispatches and the interval
+   * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded.
    */
-  setSubmitEvery(n: number): void {
+  setSubmitEvery(n: number, first = FIRST_SUBMIT): void {
     this.submitEvery = Math.max(0, Math.floor(n));
+    this.submitFirst = Math.max(1, Math.floor(first));
+    this.submitAt = Math.min(this.submitEvery, this.submitFirst);
   }
 
   /** The current submission interval (see setSubmitEvery). */
@@ -1710,6 +1812,9 @@ export class WebGpuBackend implements Backend {
   }
 
   private submitEvery = 0;
+  private submitFirst = FIRST_SUBMIT;
+  /** Dispatches since the last submit that trigger the next one (ramps from submitFirst to submitEvery). */
+  private submitAt = 0;
   private sinceSubmit = 0;
 
   private currentPipeline: GPUComputePipeline | undefined;
@@ -1854,6 +1959,7 @@ export class WebGpuBackend implements Backend {
     this.device.queue.submit([commandBuffer]);
     this.counters.submits++;
     this.sinceSubmit = 0;
+    this.submitAt = Math.min(this.submitEvery, this.submitFirst);
     this.arena.reset();
     this.epoch++;
     for (const b of this.deferred) b.destroy();
