@@ -124,6 +124,9 @@ run("fused WebGPU ops match the CPU backend", () => {
       [2, 30, 20, "bf16", true, true, true, 0, 1],
       [2, 64, 64, "bf16", false, true, false, 0, 1],
       [20, 64, 32, "bf16", true, true, false, 0, 0],
+      // Long rows: several weight loads in flight per thread (the unrolled loop).
+      [1, 4096, 4, "bf16", true, true, false, 0, 1],
+      [2, 2048, 3, "f32", true, false, false, 1, 1],
     ] as const)(
       "linear rows %i k %i n %i %s (norm %s, residual %s, bias %s, offset %i)",
       async (rows, k, n, dtype, withNorm, withResidual, withBias, offset, expected) => {

@@ -121,7 +121,8 @@ ${v.wVec ? `fn sq(e: u32) -> f32 { var s = 0.0; for (var d = 0u; d < ${epu}u; d 
         const dots = ws
           .map((j) => `acc${j}[m] += dot${j}(wb${j} + ${u}, xb${v.norm ? ", c" : ""});`)
           .join(" ");
-        return `${v.norm ? `let c = ${c}; ` : ""}for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + ${c}; ${v.norm ? "ss[m] += sq(xb); " : ""}${dots} }`;
+        const rows = `for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + ${c}; ${v.norm ? "ss[m] += sq(xb); " : ""}${dots} }`;
+        return v.norm ? `{ let c = ${c}; ${rows} }` : rows;
       }
       const xk = v.norm
         ? `let xr = xs(p.xo + m * p.K + ${u}); ss[m] += xr * xr; let xk = xr * gs(${u});`
