@@ -167,10 +167,10 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   const sweep: Record<string, number> = {};
   for (const [every, first] of [
     [0, 1],
-    [32, 4],
+    [32, 1],
+    [64, 4],
     [64, 64],
-    [64, 1],
-    [128, 4],
+    [128, 1],
   ]) {
     backend.setSubmitEvery(every, first);
     await steps(4);

@@ -38,6 +38,11 @@ echo "[$(elapsed) s] checkpoints written"
 
 timeout 200 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
 echo "[$(elapsed) s] ours done (rc $?)"
+# Each decode dispatch timed on its own (where the GPU time of a step goes).
+for m in m1b m8b; do
+  timeout 60 node .bench-build/tools/bench-gpu/dispatch-profile.js "$W/$m" 16 "$OUT/profile-$m.json" 2>&1 | grep -v -i "egl\|^ *at \|While" | head -40
+done
+echo "[$(elapsed) s] dispatch profiles done"
 
 if [ "${HF_GPU:-1}" != 0 ]; then
   PYTHONUNBUFFERED=1 timeout 100 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"

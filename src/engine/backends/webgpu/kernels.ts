@@ -127,10 +127,14 @@ export function loader(name: string, dtype: DType): string {
 export const u32s = (...names: string[]): [string, ParamType][] => names.map((n) => [n, "u32"]);
 
 /** A read-only input of `dtype`. */
-const r = (name: string, dtype: DType): BindingDecl => ({ name, access: "read", type: bindType(dtype) });
-const rf = (name: string): BindingDecl => ({ name, access: "read", type: "f32" });
-const w = (name: string): BindingDecl => ({ name, access: "rw", type: "f32" });
-const host = (name: string, type = "u32"): BindingDecl => ({ name, access: "read", type, host: true });
+export const r = (name: string, dtype: DType): BindingDecl => ({
+  name,
+  access: "read",
+  type: bindType(dtype),
+});
+export const rf = (name: string): BindingDecl => ({ name, access: "read", type: "f32" });
+export const w = (name: string): BindingDecl => ({ name, access: "rw", type: "f32" });
+export const host = (name: string, type = "u32"): BindingDecl => ({ name, access: "read", type, host: true });
 /** Binding and loader of the optional bias `B` (none when absent). */
 const biasBinding = (bias: DType | undefined): BindingDecl[] => (bias ? [r("B", bias)] : []);
 const biasLoader = (bias: DType | undefined): string => (bias ? loader("B", bias) : "");
@@ -522,174 +526,9 @@ ${MAIN_1D}
   );
 }
 
-/** Keys per split of the flash-decoding attention (scores of one split live in workgroup memory). */
-export const ATTENTION_CHUNK = 256;
-const ATTENTION_WG = 128;
 /** Largest head width the attention kernels hold in workgroup memory. */
 export const ATTENTION_MAX_DIM = 512;
-const NEG = "-3.0e38";
-
-/**
- * Split-K attention, pass 1: workgroup (split, head, row) scores its chunk of keys under the causal /
- * sliding-window mask, and writes (max, sum, unnormalised output[dim]) to the partial buffer. Key row j holds
- * absolute position j + koff (a ring-buffer KV cache passes its window with an offset).
- *
- * `direct` (one split): the workgroup sees every key of its (row, head), so it normalises (with the sink
- * logit, when given) and writes the attention output itself: no partial buffer and no second pass.
- */
-function attentionPartialKernelImpl(vec4: boolean, direct: boolean, sinks: DType | undefined): KernelSource {
-  const dot = vec4
-    ? `var acc = vec4<f32>(0.0);
-      for (var d = 0u; d < p.dim; d += 4u) {
-        acc += vec4<f32>(qs[d], qs[d + 1u], qs[d + 2u], qs[d + 3u]) * vec4<f32>(K[kb + d], K[kb + d + 1u], K[kb + d + 2u], K[kb + d + 3u]);
-      }
-      let dotv = acc.x + acc.y + acc.z + acc.w;`
-    : `var dotv = 0.0;
-      for (var d = 0u; d < p.dim; d++) { dotv += qs[d] * K[kb + d]; }`;
-  const bindings = [rf("Q"), rf("K"), rf("V"), host("POS", "i32")];
-  if (direct && sinks) bindings.push(r("SNK", sinks));
-  bindings.push(w("O"));
-  // Direct: O is the output [rows, heads*dim]; else the partials [rows, heads, splits, dim + 2].
-  const empty = direct
-    ? "for (var d = l; d < p.dim; d += WG) { O[ob + d] = 0.0; }"
-    : `for (var d = l; d < p.dim; d += WG) { O[ob + 2u + d] = 0.0; }
-    if (l == 0u) { O[ob] = ${NEG}; O[ob + 1u] = 0.0; }`;
-  const finish = direct
-    ? `var top = mx;
-  ${sinks ? "let sink = SNK_at(p.sko + h); top = max(mx, sink);" : ""}
-  let rescale = exp(mx - top);
-  let total = red[0] * rescale${sinks ? " + exp(sink - top)" : ""};
-  var inv = 0.0;
-  if (total > 0.0) { inv = rescale / total; }
-  for (var d = l; d < p.dim; d += WG) {
-    var acc = 0.0;
-    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
-    O[ob + d] = acc * inv;
-  }`
-    : `for (var d = l; d < p.dim; d += WG) {
-    var acc = 0.0;
-    for (var j = lo; j < c1; j++) { acc += sc[j - c0] * V[p.vo + j * p.kvStride + kvh * p.dim + d]; }
-    O[ob + 2u + d] = acc;
-  }
-  if (l == 0u) { O[ob] = mx; O[ob + 1u] = red[0]; }`;
-  return build(
-    `attn1:${vec4}:${direct ? `direct:${sinks ?? "-"}` : "split"}`,
-    [
-      ...u32s(
-        "heads",
-        "group",
-        "dim",
-        "kvLen",
-        "chunk",
-        "splits",
-        "window",
-        "qo",
-        "ko",
-        "vo",
-        "qStride",
-        "kvStride",
-        "po",
-        "oo",
-        "koff",
-        "sko",
-      ),
-      ["scale", "f32"],
-      ["softcap", "f32"],
-    ],
-    bindings,
-    `${SAFE_MATH}
-${direct && sinks ? loader("SNK", sinks) : ""}
-const WG: u32 = ${ATTENTION_WG}u;
-var<workgroup> qs: array<f32, ${ATTENTION_MAX_DIM}>;
-var<workgroup> sc: array<f32, ${ATTENTION_CHUNK}>;
-var<workgroup> red: array<f32, WG>;
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
-  let s = wid.x; let h = wid.y; let row = wid.z;
-  // Key rows [first, end) are visible: rel is the query's row (its absolute position minus koff).
-  let rel = POS[p.po + row] - i32(p.koff);
-  var end = 0u;
-  var first = 0u;
-  if (rel >= 0) {
-    end = min(u32(rel) + 1u, p.kvLen);
-    if (p.window > 0u && u32(rel) + 1u > p.window) { first = u32(rel) + 1u - p.window; }
-  }
-  let c0 = s * p.chunk;
-  let c1 = min(c0 + p.chunk, end);
-  let lo = max(c0, first);
-  let kvh = h / p.group;
-  let ob = ${direct ? "p.oo + row * p.heads * p.dim + h * p.dim" : "p.oo + ((row * p.heads + h) * p.splits + s) * (p.dim + 2u)"};
-  if (lo >= c1) {
-    ${empty}
-    return;
-  }
-  for (var d = l; d < p.dim; d += WG) { qs[d] = Q[p.qo + row * p.qStride + h * p.dim + d]; }
-  workgroupBarrier();
-  var m = ${NEG};
-  for (var j = lo + l; j < c1; j += WG) {
-    let kb = p.ko + j * p.kvStride + kvh * p.dim;
-    ${dot}
-    var sv = dotv * p.scale;
-    if (p.softcap > 0.0) { sv = p.softcap * tanh_s(sv / p.softcap); }
-    sc[j - c0] = sv;
-    m = max(m, sv);
-  }
-  red[l] = m;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (l < st) { red[l] = max(red[l], red[l + st]); }
-    workgroupBarrier();
-  }
-  let mx = red[0];
-  workgroupBarrier();
-  var sum = 0.0;
-  for (var j = lo + l; j < c1; j += WG) { let e = exp(sc[j - c0] - mx); sc[j - c0] = e; sum += e; }
-  red[l] = sum;
-  workgroupBarrier();
-  for (var st = WG / 2u; st > 0u; st >>= 1u) {
-    if (l < st) { red[l] += red[l + st]; }
-    workgroupBarrier();
-  }
-  ${finish}
-}`,
-  );
-}
-
-/** Split-K attention, pass 2: combines the splits (and the sink logit) of one (row, head). */
-function attentionCombineKernelImpl(sinks: DType | undefined): KernelSource {
-  const bindings = [rf("O"), w("Y")];
-  if (sinks) bindings.splice(1, 0, r("SNK", sinks));
-  return build(
-    `attn2:${sinks ?? "none"}`,
-    u32s("heads", "dim", "splits", "yo", "sko", "oo"),
-    bindings,
-    `${sinks ? loader("SNK", sinks) : ""}
-const WG: u32 = 64u;
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l: u32) {
-  let h = wid.x; let row = wid.y;
-  let base = p.oo + (row * p.heads + h) * p.splits * (p.dim + 2u);
-  var mx = ${NEG};
-  ${sinks ? "let sink = SNK_at(p.sko + h); mx = sink;" : ""}
-  for (var s = 0u; s < p.splits; s++) { mx = max(mx, O[base + s * (p.dim + 2u)]); }
-  var total = ${sinks ? "exp(sink - mx)" : "0.0"};
-  for (var s = 0u; s < p.splits; s++) {
-    let b = base + s * (p.dim + 2u);
-    total += O[b + 1u] * exp(O[b] - mx);
-  }
-  var inv = 0.0;
-  if (total > 0.0) { inv = 1.0 / total; }
-  for (var d = l; d < p.dim; d += WG) {
-    var acc = 0.0;
-    for (var s = 0u; s < p.splits; s++) {
-      let b = base + s * (p.dim + 2u);
-      acc += O[b + 2u + d] * exp(O[b] - mx);
-    }
-    Y[p.yo + row * p.heads * p.dim + h * p.dim + d] = acc * inv;
-  }
-}`,
-  );
-}
+export const NEG = "-3.0e38";
 
 /** Elements per vec4<u32> load of a weight dtype. */
 export function elementsPerVec4(dtype: DType): number {
@@ -1041,8 +880,6 @@ export const addRmsNormKernel = memo(addRmsNormKernelImpl);
 export const topKKernel = memo(topKKernelImpl);
 export const ropeKernel = memo(ropeKernelImpl);
 export const ropePairKernel = memo(ropePairKernelImpl);
-export const attentionPartialKernel = memo(attentionPartialKernelImpl);
-export const attentionCombineKernel = memo(attentionCombineKernelImpl);
 export const gemmKernel = memo(gemmKernelImpl);
 export const gemvTransposedKernel = memo(gemvTransposedKernelImpl);
 export const mxfp4Kernel = memo(mxfp4KernelImpl);

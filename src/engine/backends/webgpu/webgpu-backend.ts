@@ -17,6 +17,8 @@ import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tenso
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
 import { GEMV_BLOCK_ROWS, GEMV_MAX_PARTS, gemvBindings, gemvBlockKernel } from "./gemv.js";
+import { type DispatchProfile, DispatchProfiler } from "./profiler.js";
+import { attentionCombineKernel, attentionDecodeKernel, attentionPlan } from "./attention-kernels.js";
 import * as K from "./kernels.js";
 import {
   ActivationHeap,
@@ -107,7 +109,7 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
 export const DEFAULT_SUBMIT_EVERY = 64;
 
 /** Dispatches before the first submit after a read (then the interval doubles up to submitEvery). */
-const FIRST_SUBMIT = 4;
+const FIRST_SUBMIT = 1;
 
 /** The submission interval of `options` on this adapter (see WebGpuBackendOptions.submitEvery). */
 export function submitInterval(options: WebGpuBackendOptions, software: boolean): number {
@@ -322,6 +324,34 @@ export class WebGpuBackend implements Backend {
     return `${g.adapterName} (Dawn ${g.dawnBackend}${g.software ? ", software" : ""}${features ? `; ${features}` : ""})`;
   }
 
+  /**
+   * Starts timing every dispatch on its own (see profiler.ts); needs `stats` at creation and an adapter with
+   * timestamp queries. Slows recording: for measurement only.
+   */
+  startProfile(): void {
+    if (!this.timestamps)
+      throw new OllmError(
+        "BACKEND_UNAVAILABLE",
+        "dispatch profiling needs stats: true and timestamp queries",
+      );
+    this.flush();
+    this.profiler?.destroy();
+    this.profiler = new DispatchProfiler(this.device);
+  }
+
+  /** Stops profiling and returns the per-kernel GPU times since startProfile. */
+  async stopProfile(): Promise<DispatchProfile> {
+    const profiler = this.profiler;
+    if (!profiler) throw new OllmError("INTERNAL", "stopProfile without startProfile");
+    this.flush();
+    this.profiler = undefined;
+    const report = await profiler.report();
+    profiler.destroy();
+    return report;
+  }
+
+  private profiler: DispatchProfiler | undefined;
+
   /** Turns the per-submission timestamp queries on or off (they need `stats` at creation). */
   setTiming(enabled: boolean): void {
     this.timing = enabled;
@@ -524,6 +554,7 @@ export class WebGpuBackend implements Backend {
     this.pool.clear();
     for (const list of this.readbacks.values()) for (const b of list) b.destroy();
     this.readbacks.clear();
+    this.profiler?.destroy();
     this.heap.destroy();
     this.apartHeap.destroy();
     this.bindGroups.clear();
@@ -1008,23 +1039,30 @@ export class WebGpuBackend implements Backend {
       throw new OllmError("INTERNAL", `attention: kvPositionOffset ${offset} must be an integer ≥ 0`);
     const out = this.alloc([rows, numHeads * headDim]);
     if (rows === 0) return out;
-    const chunk = K.ATTENTION_CHUNK;
-    const splits = Math.max(1, Math.ceil(kvLength / chunk));
+    const { qBlock, qBlocks, chunk, splits } = attentionPlan(rows, numHeads, numKvHeads, headDim, kvLength);
     const positions = this.positionsArray(o.queryPositions);
     const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
-    // One split: the scoring pass normalises and writes the output itself (no partials, no second pass).
+    // One split: the first pass normalises and writes the output itself (no partials, no second pass).
     const direct = splits === 1;
     const partial = direct ? out : this.alloc([rows * numHeads * splits * (headDim + 2)]);
+    // K and V as vec4 where aligned; a buffer the kernel writes cannot also be bound as another type.
+    const written = partial.one.buffer;
+    const kvVec =
+      headDim % 4 === 0 &&
+      kt.one.offset % 4 === 0 &&
+      vt.one.offset % 4 === 0 &&
+      kt.one.buffer !== written &&
+      vt.one.buffer !== written;
     const bindings: Binding[] = [qt.one.buffer, kt.one.buffer, vt.one.buffer, positions];
     if (direct && sinks) bindings.push(sinks.one.buffer);
-    bindings.push(partial.one.buffer);
+    bindings.push(written);
     this.dispatch(
-      K.attentionPartialKernel(headDim % 4 === 0, direct, direct ? sinks?.dtype : undefined),
+      attentionDecodeKernel(headDim, qBlock, kvVec, direct, direct ? sinks?.dtype : undefined),
       bindings,
       [
         numHeads,
         numHeads / numKvHeads,
-        headDim,
+        qBlocks,
         kvLength,
         chunk,
         splits,
@@ -1041,7 +1079,7 @@ export class WebGpuBackend implements Backend {
         o.scale,
         o.softcap ?? 0,
       ],
-      [splits, numHeads, rows],
+      [splits, numKvHeads * qBlocks, rows],
     );
     this.dropCopy(qt, q);
     this.dropCopy(kt, k);
@@ -1050,9 +1088,9 @@ export class WebGpuBackend implements Backend {
     const combine: Binding[] = [partial.one.buffer, out.one.buffer];
     if (sinks) combine.splice(1, 0, sinks.one.buffer);
     this.dispatch(
-      K.attentionCombineKernel(sinks?.dtype),
+      attentionCombineKernel(headDim, sinks?.dtype),
       combine,
-      [numHeads, headDim, splits, out.one.offset, sinks?.one.offset ?? 0, partial.one.offset],
+      [numHeads, splits, out.one.offset, sinks?.one.offset ?? 0, partial.one.offset],
       [numHeads, rows, 1],
     );
     this.disposeTensor(partial);
@@ -1779,6 +1817,15 @@ export class WebGpuBackend implements Backend {
       entry = this.prepare(h, ids.slice(0, count), src, bindings, slice);
       this.counters.bindGroups++;
     }
+    if (this.profiler) {
+      // A pass of its own, timed (see profiler.ts).
+      this.endPass();
+      if (this.profiler.full) this.flush();
+      this.pass = this.commands().beginComputePass({
+        timestampWrites: this.profiler.next(`${src.key} [${grid}]`),
+      });
+      this.passTimed = false;
+    }
     const pass = this.computePass();
     if (this.currentPipeline !== entry.pipeline) {
       pass.setPipeline(entry.pipeline);
@@ -1787,6 +1834,7 @@ export class WebGpuBackend implements Backend {
     pass.setBindGroup(0, entry.group, offsets);
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
+    if (this.profiler) this.endPass();
     if (this.submitEvery > 0 && ++this.sinceSubmit >= this.submitAt) {
       const next = Math.min(this.submitEvery, this.submitAt * 2);
       this.flush();
@@ -1953,6 +2001,7 @@ export class WebGpuBackend implements Backend {
     if (this.held) this.recordHeld();
     if (!this.encoder && !this.arena.pending) return;
     this.endPass();
+    this.profiler?.resolve(this.commands());
     const commandBuffer = this.commands().finish();
     this.encoder = undefined;
     this.arena.upload(this.device.queue);
