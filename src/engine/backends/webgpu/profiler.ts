@@ -34,6 +34,8 @@ export class DispatchProfiler {
   private labels: string[] = [];
   private readonly totals = new Map<string, { count: number; ns: number }>();
   private readonly pending: Promise<void>[] = [];
+  /** Readbacks recorded in the command buffer being built: mapped once it is submitted. */
+  private unsubmitted: { labels: string[]; readback: GPUBuffer }[] = [];
   private busyNs = 0;
   private spanNs = 0;
   private dispatches = 0;
@@ -55,7 +57,7 @@ export class DispatchProfiler {
     return { querySet: this.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 };
   }
 
-  /** Records the copy-out of this submission's timestamps (before the encoder is finished). */
+  /** Records the copy-out of this submission's timestamps (before the encoder is finished; then `submitted`). */
   resolve(encoder: GPUCommandEncoder): void {
     const labels = this.labels;
     if (labels.length === 0) return;
@@ -64,16 +66,23 @@ export class DispatchProfiler {
     const readback = this.device.createBuffer({ size: bytes, usage: MAP_READ | COPY_DST });
     encoder.resolveQuerySet(this.set, 0, 2 * labels.length, this.resolved, 0);
     encoder.copyBufferToBuffer(this.resolved, 0, readback, 0, bytes);
-    this.pending.push(
-      readback.mapAsync(MAP_READ).then(
-        () => {
-          this.add(labels, new BigUint64Array(readback.getMappedRange()));
-          readback.unmap();
-          readback.destroy();
-        },
-        () => readback.destroy(),
-      ),
-    );
+    this.unsubmitted.push({ labels, readback });
+  }
+
+  /** The command buffer holding the last `resolve` was submitted: read its timestamps back. */
+  submitted(): void {
+    for (const { labels, readback } of this.unsubmitted)
+      this.pending.push(
+        readback.mapAsync(MAP_READ).then(
+          () => {
+            this.add(labels, new BigUint64Array(readback.getMappedRange()));
+            readback.unmap();
+            readback.destroy();
+          },
+          () => readback.destroy(),
+        ),
+      );
+    this.unsubmitted = [];
   }
 
   private add(labels: string[], t: BigUint64Array): void {

@@ -2006,6 +2006,7 @@ export class WebGpuBackend implements Backend {
     this.encoder = undefined;
     this.arena.upload(this.device.queue);
     this.device.queue.submit([commandBuffer]);
+    this.profiler?.submitted();
     this.counters.submits++;
     this.sinceSubmit = 0;
     this.submitAt = Math.min(this.submitEvery, this.submitFirst);
