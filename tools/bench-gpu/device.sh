@@ -52,13 +52,13 @@ fi
 
 wait $GGUF
 echo "[$(elapsed) s] gguf: $(tail -2 "$W/gguf.log" | tr '\n' ' ')"
-# Wait for the build, but not past ~330 s of this run.
-while kill -0 $BUILD 2>/dev/null && [ "$(elapsed)" -lt 330 ]; do sleep 2; done
+# Wait for the build, but not past ~470 s of this run.
+while kill -0 $BUILD 2>/dev/null && [ "$(elapsed)" -lt 470 ]; do sleep 2; done
 tail -5 "$W/build.log"
 tail -40 "$W/build.log" > "$OUT/build-tail.txt"
 if [ -x "$W/llama-src/build/bin/llama-bench" ]; then
   for m in m1b m8b; do
-    timeout 60 "$W/llama-src/build/bin/llama-bench" -m "$W/$m.gguf" -p 2048 -n 128 -ngl 99 -fa 1 -r 3 -o json > "$OUT/llama-$m.json"
+    timeout 55 "$W/llama-src/build/bin/llama-bench" -m "$W/$m.gguf" -p 2048 -n 128 -ngl 99 -fa 1 -r 3 -o json > "$OUT/llama-$m.json"
     echo "[$(elapsed) s] llama-bench $m rc $?"
   done
 else

@@ -1037,14 +1037,16 @@ export class WebGpuBackend implements Backend {
     const offset = o.kvPositionOffset ?? 0;
     if (!(Number.isInteger(offset) && offset >= 0))
       throw new OllmError("INTERNAL", `attention: kvPositionOffset ${offset} must be an integer ≥ 0`);
-    const out = this.alloc([rows, numHeads * headDim]);
+    // The output apart from the KV buffer, so one split can read K/V as vec4 (a written buffer cannot be bound
+    // as a second type).
+    const out = this.allocApart([rows, numHeads * headDim], kt);
     if (rows === 0) return out;
     const { qBlock, qBlocks, chunk, splits } = attentionPlan(rows, numHeads, numKvHeads, headDim, kvLength);
     const positions = this.positionsArray(o.queryPositions);
     const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
     // One split: the first pass normalises and writes the output itself (no partials, no second pass).
     const direct = splits === 1;
-    const partial = direct ? out : this.alloc([rows * numHeads * splits * (headDim + 2)]);
+    const partial = direct ? out : this.allocApart([rows * numHeads * splits * (headDim + 2)], kt);
     // K and V as vec4 where aligned; a buffer the kernel writes cannot also be bound as another type.
     const written = partial.one.buffer;
     const kvVec =
