@@ -79,6 +79,94 @@ cases.push(
   ["long context, 64 splits", { rows: 1, heads: 2, kv: 1, dim: 64, len: 5000, sinks: true }],
 );
 
+// The backend's general cases (prefill, chunks after a cache, masks, offsets), named.
+const named: (Case & { name: string })[] = [
+  {
+    name: "decode over a long cache (several splits)",
+    rows: 1,
+    heads: 4,
+    kv: 2,
+    dim: 64,
+    len: 700,
+    start: 699,
+  },
+  { name: "prefill, GQA 4:1", rows: 20, heads: 8, kv: 2, dim: 32, len: 20, start: 0 },
+  { name: "chunk after a cache", rows: 9, heads: 2, kv: 2, dim: 16, len: 300, start: 291 },
+  { name: "sliding window", rows: 12, heads: 4, kv: 1, dim: 32, len: 400, start: 388, window: 37 },
+  {
+    name: "sinks and softcap",
+    rows: 6,
+    heads: 4,
+    kv: 2,
+    dim: 64,
+    len: 270,
+    start: 264,
+    sinks: true,
+    softcap: 20,
+  },
+  { name: "odd head width", rows: 3, heads: 2, kv: 1, dim: 18, len: 3, start: 0 },
+  // Short contexts, with and without sinks / softcap / window.
+  { name: "direct decode", rows: 1, heads: 4, kv: 2, dim: 16, len: 40, start: 39 },
+  { name: "direct with sinks", rows: 3, heads: 4, kv: 2, dim: 64, len: 200, start: 197, sinks: true },
+  {
+    name: "direct sinks + softcap",
+    rows: 2,
+    heads: 2,
+    kv: 1,
+    dim: 32,
+    len: 9,
+    start: 7,
+    sinks: true,
+    softcap: 5,
+  },
+  // Key position offsets (a ring buffer: row j holds position j + offset), direct and split.
+  {
+    name: "offset, direct",
+    rows: 1,
+    heads: 4,
+    kv: 2,
+    dim: 16,
+    len: 100,
+    start: 1099,
+    offset: 1000,
+    window: 64,
+  },
+  {
+    name: "offset, window, chunk",
+    rows: 5,
+    heads: 4,
+    kv: 4,
+    dim: 32,
+    len: 180,
+    start: 5175,
+    offset: 5000,
+    window: 100,
+  },
+  {
+    name: "offset, split",
+    rows: 2,
+    heads: 2,
+    kv: 1,
+    dim: 16,
+    len: 600,
+    start: 2598,
+    offset: 2000,
+    window: 300,
+  },
+  {
+    name: "offset, split, sinks",
+    rows: 2,
+    heads: 4,
+    kv: 2,
+    dim: 16,
+    len: 520,
+    start: 819,
+    offset: 300,
+    sinks: true,
+  },
+];
+for (const { name, ...c } of named) cases.push([name, c]);
+
 const run = gpu ? describe : describe.skip;
 
 run("WebGPU decode attention matches the CPU backend", () => {

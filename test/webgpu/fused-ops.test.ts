@@ -1,6 +1,7 @@
 /**
  * The fused WebGPU ops against the CPU backend: addRmsNorm (one dispatch), topKRows (the sampling reduction),
- * linear ops with the input norm and the residual folded into the GEMV, and paired copies/ropes. Attention (key position offsets, the one-split kernel) is in ops.test.ts.
+ * linear ops with the input norm and the residual folded into the GEMV, and paired copies/ropes. Attention is in
+ * attention-decode.test.ts.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { type GatedActivation, TOPK_MAX } from "../../src/engine/backend.js";

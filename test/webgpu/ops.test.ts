@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
 import type { DeltaRuleOptions } from "../../src/engine/backend.js";
-import { attentionPlan } from "../../src/engine/backends/webgpu/attention-kernels.js";
 import { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { buildRope } from "../../src/engine/rope.js";
 import type { DType } from "../../src/engine/tensor.js";
@@ -161,118 +160,6 @@ run("WebGPU ops match the CPU backend", () => {
     const positions = Int32Array.from([0, 1, 7, 300, 2047]);
     const opts = { headDim, rotaryDim };
     await compare(g.rope(xg, positions, spec, opts), cpu.rope(xc, positions, spec, opts));
-  });
-
-  describe("attention", () => {
-    const cases = [
-      {
-        name: "decode over a long cache (several splits)",
-        rows: 1,
-        heads: 4,
-        kv: 2,
-        dim: 64,
-        len: 700,
-        start: 699,
-      },
-      { name: "prefill, GQA 4:1", rows: 20, heads: 8, kv: 2, dim: 32, len: 20, start: 0 },
-      { name: "chunk after a cache", rows: 9, heads: 2, kv: 2, dim: 16, len: 300, start: 291 },
-      { name: "sliding window", rows: 12, heads: 4, kv: 1, dim: 32, len: 400, start: 388, window: 37 },
-      {
-        name: "sinks and softcap",
-        rows: 6,
-        heads: 4,
-        kv: 2,
-        dim: 64,
-        len: 270,
-        start: 264,
-        sinks: true,
-        softcap: 20,
-      },
-      { name: "odd head width", rows: 3, heads: 2, kv: 1, dim: 18, len: 3, start: 0 },
-      // Short contexts, with and without sinks / softcap / window.
-      { name: "direct decode", rows: 1, heads: 4, kv: 2, dim: 16, len: 40, start: 39 },
-      { name: "direct with sinks", rows: 3, heads: 4, kv: 2, dim: 64, len: 200, start: 197, sinks: true },
-      {
-        name: "direct sinks + softcap",
-        rows: 2,
-        heads: 2,
-        kv: 1,
-        dim: 32,
-        len: 9,
-        start: 7,
-        sinks: true,
-        softcap: 5,
-      },
-      // Key position offsets (a ring buffer: row j holds position j + offset), direct and split.
-      {
-        name: "offset, direct",
-        rows: 1,
-        heads: 4,
-        kv: 2,
-        dim: 16,
-        len: 100,
-        start: 1099,
-        offset: 1000,
-        window: 64,
-      },
-      {
-        name: "offset, window, chunk",
-        rows: 5,
-        heads: 4,
-        kv: 4,
-        dim: 32,
-        len: 180,
-        start: 5175,
-        offset: 5000,
-        window: 100,
-      },
-      {
-        name: "offset, split",
-        rows: 2,
-        heads: 2,
-        kv: 1,
-        dim: 16,
-        len: 600,
-        start: 2598,
-        offset: 2000,
-        window: 300,
-      },
-      {
-        name: "offset, split, sinks",
-        rows: 2,
-        heads: 4,
-        kv: 2,
-        dim: 16,
-        len: 520,
-        start: 819,
-        offset: 300,
-        sinks: true,
-      },
-    ];
-    it.each(cases)("$name", async (c) => {
-      const cap = c.len + 13; // cache buffers longer than kvLength
-      const [qc, qg] = pair(g, random(c.rows * c.heads * c.dim, 31), [c.rows, c.heads * c.dim]);
-      const [kc, kg] = pair(g, random(cap * c.kv * c.dim, 32), [cap, c.kv * c.dim]);
-      const [vc, vg] = pair(g, random(cap * c.kv * c.dim, 33), [cap, c.kv * c.dim]);
-      const [sc, sg] = pair(g, random(c.heads, 34, 2), [c.heads], "bf16");
-      const opts = {
-        numHeads: c.heads,
-        numKvHeads: c.kv,
-        headDim: c.dim,
-        scale: 1 / Math.sqrt(c.dim),
-        queryPositions: Int32Array.from({ length: c.rows }, (_, i) => c.start + i),
-        kvLength: c.len,
-        kvPositionOffset: c.offset,
-        window: c.window,
-        softcap: c.softcap,
-      };
-      const before = g.stats().dispatches;
-      const got = g.attention(qg, kg, vg, { ...opts, sinks: c.sinks ? sg : undefined });
-      // One split: one kernel writes the output; more are combined by a second.
-      const { splits } = attentionPlan(c.rows, c.heads, c.kv, c.dim, c.len);
-      expect(g.stats().dispatches - before).toBe(splits > 1 ? 2 : 1);
-      await compare(got, cpu.attention(qc, kc, vc, { ...opts, sinks: c.sinks ? sc : undefined }));
-    });
   });
 
   it("zeros, sliceRows, writeRows", async () => {
