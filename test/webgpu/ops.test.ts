@@ -41,30 +41,74 @@ run("WebGPU ops match the CPU backend", () => {
     });
   });
 
-  it("every GEMV variant (threads per output row × loads in flight) and the tuner", async () => {
-    const tuned = (g as unknown as { gemvTuned: Map<string, { wg: number; unroll: number }> }).gemvTuned;
-    const variants: [number, number][] = [
-      [32, 1],
-      [64, 4],
-      [128, 2],
-      [256, 1],
+  /** The GEMV layouts the tuner picks from, forced per weight shape. */
+  const tuned = (g as unknown as { gemvTuned: Map<string, { wg: number; unroll: number; out: number }> })
+    .gemvTuned;
+
+  it("every GEMV variant (threads × loads in flight × output rows per workgroup) and the tuner", async () => {
+    const variants: [number, number, number][] = [
+      [32, 1, 1],
+      [64, 4, 2],
+      [128, 2, 4],
+      [256, 1, 2],
+      [128, 1, 4],
     ];
     const [wc, wg] = pair(g, random(24 * 512, 7, 0.5), [24, 512], "bf16");
     for (const rows of [1, 3, 6]) {
       const [xc, xg] = pair(g, random(rows * 512, 8), [rows, 512]);
       const want = cpu.linear(xc, wc);
-      for (const [wgSize, unroll] of variants) {
-        tuned.set("bf16:24:512", { wg: wgSize, unroll });
+      for (const [wgSize, unroll, out] of variants) {
+        tuned.set("bf16:24:512", { wg: wgSize, unroll, out });
         await compare(g.linear(xg, wg), want);
       }
     }
     tuned.clear();
     const best = await g.tuneGemv("bf16", 40, 64, { maxReps: 2 });
     expect(best.gbps).toBeGreaterThan(0);
+    expect(best.tried.length).toBe(18);
     const [wc2, wg2] = pair(g, random(40 * 64, 9), [40, 64], "bf16");
     const [xc2, xg2] = pair(g, random(64, 10), [1, 64]);
     await compare(g.linear(xg2, wg2), cpu.linear(xc2, wc2));
   });
+
+  it.each([2, 4])(
+    "%i output rows per workgroup: fused norm/residual, q/k/v parts, gate/up; rows that do not divide fall back",
+    async (out) => {
+      const k = 256;
+      const [xc, xg] = pair(g, random(k, 20, 2), [1, k]);
+      const [nc, ng] = pair(g, random(k, 21), [k], "bf16");
+      const normed = cpu.rmsNorm(xc, nc, 1e-5, 0);
+      const norm = { weight: ng, eps: 1e-5 };
+      for (const n of [8, 6, 5]) {
+        const [wc, wg] = pair(g, random(n * k, 22 + n, 0.5), [n, k], "bf16");
+        const [rc, rg] = pair(g, random(n, 23), [1, n]);
+        tuned.set(`bf16:${n}:${k}`, { wg: 64, unroll: 2, out });
+        await compare(
+          g.linear(xg, wg, undefined, { norm, residual: rg }),
+          cpu.add(cpu.linear(normed, wc), rc),
+          1e-4,
+        );
+      }
+      const widths = [16, 8, 8];
+      const parts = widths.map((n, i) => pair(g, random(n * k, 30 + i, 0.5), [n, k], "f16"));
+      tuned.set(`f16:16:${k}`, { wg: 32, unroll: 1, out });
+      const many = g.linearMany(
+        xg,
+        parts.map(([, wg]) => ({ weight: wg })),
+        { norm },
+      );
+      for (const [i, [wc]] of parts.entries()) await compare(many[i], cpu.linear(normed, wc), 1e-4);
+      const [gc, gg] = pair(g, random(12 * k, 40, 0.5), [12, k], "bf16");
+      const [uc, ug] = pair(g, random(12 * k, 41, 0.5), [12, k], "bf16");
+      tuned.set(`bf16:12:${k}`, { wg: 128, unroll: 2, out });
+      await compare(
+        g.linearGated(xg, gg, ug, "silu", undefined, undefined, { norm }),
+        cpu.linearGated(normed, gc, uc, "silu"),
+        1e-4,
+      );
+      tuned.clear();
+    },
+  );
 
   describe.each(["bf16", "f16", "f32", "i8"] as DType[])("fused GEMV, %s weights", (dtype) => {
     it.each([

@@ -33,6 +33,11 @@ export interface BlockGemvVariant {
   dtype: DType;
   /** Activation rows handled by one dispatch (each weight load is used this many times). */
   rows: number;
+  /**
+   * Output rows per workgroup (each x load is used this many times; it must divide every weight's row
+   * count). x is re-read from L2 by every workgroup, as many bytes as an f32 row: twice a bf16 weight row.
+   */
+  out: number;
   /** Threads per output row (the workgroup size). */
   wg: number;
   /** Weight loads in flight per thread. */
@@ -102,114 +107,136 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   const normFns = v.norm
     ? `${loader("G", v.norm)}
 fn gs(c: u32) -> f32 { return p.goff + G_at(p.go + c); }
-fn xn(e: u32, c: u32) -> vec4<f32> { return xv(e) * vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(c + 3u)); }
-${v.wVec ? `fn sq(e: u32) -> f32 { var s = 0.0; for (var d = 0u; d < ${epu}u; d += 4u) { let a = xv(e + d); s += dot(a, a); } return s; }` : ""}`
+fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(c + 3u)); }`
     : "";
+  // One unit of x: epu values as vec4 registers x0, x1, … (loaded once, used for every output row).
+  const xRegs = Array.from({ length: epu / 4 }, (_, i) => `x${i}`);
   const weightFns = Array.from({ length: v.parts }, (_, j) =>
     v.wVec
-      ? v.norm
-        ? `fn dot${j}(u: u32, xb: u32, c: u32) -> f32 { let w = W${j}[u]; ${vecDot(v.dtype, (d) => `xn(xb + ${d}u, c + ${d}u)`)} }`
-        : `fn dot${j}(u: u32, xb: u32) -> f32 { let w = W${j}[u]; ${vecDot(v.dtype)} }`
+      ? `fn dot${j}(w: vec4<u32>, ${xRegs.map((x) => `${x}: vec4<f32>`).join(", ")}) -> f32 { ${vecDot(v.dtype, (d) => `x${d / 4}`)} }`
       : `${loader(`W${j}`, v.dtype)}`,
   ).join("\n");
+  const R = v.out;
+  const L = R * MR;
   const biasFns = v.bias.map((b, j) => (b ? loader(`B${j}`, b) : "")).join("\n");
-  // The K loop for weights `ws` (indices into the parts) accumulating acc{j}[m] (and ss[m] with a norm).
+  // The K loop for weights `ws` (indices into the parts): output row o + r of activation row m accumulates
+  // in acc{j}[r * MR + m] (and Σx² in ss[m] with a norm).
+  const rowsOf = (ws: number[], term: (j: number, r: number) => string) =>
+    ws
+      .flatMap((j) => Array.from({ length: R }, (_, r) => `acc${j}[${r}u * MR + m] += ${term(j, r)};`))
+      .join(" ");
   const loop = (ws: number[]) => {
     const body = (u: string) => {
       if (v.wVec) {
-        const c = `(${u}) * ${epu}u`;
-        const dots = ws
-          .map((j) => `acc${j}[m] += dot${j}(wb${j} + ${u}, xb${v.norm ? ", c" : ""});`)
-          .join(" ");
-        const rows = `for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + ${c}; ${v.norm ? "ss[m] += sq(xb); " : ""}${dots} }`;
-        return v.norm ? `{ let c = ${c}; ${rows} }` : rows;
+        const loads = xRegs.map((x, i) => `let ${x}r = xv(xb + ${4 * i}u);`).join(" ");
+        const normed = v.norm
+          ? `ss[m] += ${xRegs.map((x) => `dot(${x}r, ${x}r)`).join(" + ")}; ${xRegs.map((x, i) => `let ${x} = ${x}r * gv(c + ${4 * i}u);`).join(" ")}`
+          : xRegs.map((x) => `let ${x} = ${x}r;`).join(" ");
+        const dots = rowsOf(
+          ws,
+          (j, r) => `dot${j}(W${j}[wb${j} + ${r ? `${r}u * units + ` : ""}${u}], ${xRegs.join(", ")})`,
+        );
+        return `{ let c = (${u}) * ${epu}u; for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + c; ${loads} ${normed} ${dots} } }`;
       }
       const xk = v.norm
         ? `let xr = xs(p.xo + m * p.K + ${u}); ss[m] += xr * xr; let xk = xr * gs(${u});`
         : `let xk = xs(p.xo + m * p.K + ${u});`;
-      return `for (var m = 0u; m < MR; m++) { ${xk} ${ws.map((j) => `acc${j}[m] += W${j}_at(wb${j} + ${u}) * xk;`).join(" ")} }`;
+      return `for (var m = 0u; m < MR; m++) { ${xk} ${rowsOf(ws, (j, r) => `W${j}_at(wb${j} + ${r ? `${r}u * p.K + ` : ""}${u}) * xk`)} }`;
     };
     const U = v.unroll;
     const unrolled = Array.from({ length: U }, (_, i) => body(i === 0 ? "u" : `u + ${i}u * WG`)).join(
       "\n      ",
     );
     return `let units = ${v.wVec ? `p.K / ${epu}u` : "p.K"};
-    ${ws.map((j) => `let wb${j} = ${v.wVec ? `p.wo${j} / ${epu}u + o * units` : `p.wo${j} + o * p.K`};`).join(" ")}
+    ${ws.map((j) => `let wb${j} = ${v.wVec ? `p.wo${j} / ${epu}u + first * units` : `p.wo${j} + first * p.K`};`).join(" ")}
     var u = l;
     ${U > 1 ? `for (; u + ${U - 1}u * WG < units; u += ${U}u * WG) {\n      ${unrolled}\n    }` : ""}
     for (; u < units; u += WG) { ${body("u")} }`;
   };
   const sg = v.subgroup;
   const NSG = sg > 0 ? v.wg / sg : v.wg;
-  // Reduces the accumulators of weights `ws` (then ss) over the workgroup: accumulator i of row m lands in
-  // red[i * MR + m] (read by thread 0).
+  // Reduces the accumulators of weights `ws` (L values each), then ss (MR values), over the workgroup into
+  // red, in that order: acc{ws[i]}[q] lands in red[i * L + q], ss[m] in red[ws.length * L + m].
   const reduce = (ws: number[]) => {
-    const accs = [...ws.map((j) => `acc${j}`), ...(v.norm ? ["ss"] : [])];
+    const accs = [
+      ...ws.map((j) => ({ name: `acc${j}`, len: L })),
+      ...(v.norm ? [{ name: "ss", len: MR }] : []),
+    ];
+    const total = accs.reduce((t, a) => t + a.len, 0);
+    let offset = 0;
+    const spill = accs
+      .map(({ name, len }) => {
+        const at = offset;
+        offset += len;
+        return sg > 0
+          ? `for (var q = 0u; q < ${len}u; q++) { let s = subgroupAdd(${name}[q]); if (l % ${sg}u == 0u) { part[(${at}u + q) * NSG + l / ${sg}u] = s; } }`
+          : `for (var q = 0u; q < ${len}u; q++) { part[(${at}u + q) * NSG + l] = ${name}[q]; }`;
+      })
+      .join("\n    ");
     return sg > 0
-      ? `for (var m = 0u; m < MR; m++) {
-      ${accs.map((a, i) => `let s${i} = subgroupAdd(${a}[m]); if (l % ${sg}u == 0u) { part[(${i}u * MR + m) * NSG + l / ${sg}u] = s${i}; }`).join("\n      ")}
-    }
+      ? `${spill}
     workgroupBarrier();
-    if (l < ${accs.length}u * MR) {
+    for (var q = l; q < ${total}u; q += WG) {
       var t = 0.0;
-      for (var i = 0u; i < NSG; i++) { t += part[l * NSG + i]; }
-      red[l] = t;
+      for (var i = 0u; i < NSG; i++) { t += part[q * NSG + i]; }
+      red[q] = t;
     }
     workgroupBarrier();`
-      : `for (var m = 0u; m < MR; m++) {
-      ${accs.map((a, i) => `part[(${i}u * MR + m) * NSG + l] = ${a}[m];`).join(" ")}
-    }
+      : `${spill}
     workgroupBarrier();
     for (var st = WG / 2u; st > 0u; st >>= 1u) {
-      if (l < st) { for (var q = 0u; q < ${accs.length}u * MR; q++) { part[q * NSG + l] += part[q * NSG + l + st]; } }
+      if (l < st) { for (var q = 0u; q < ${total}u; q++) { part[q * NSG + l] += part[q * NSG + l + st]; } }
       workgroupBarrier();
     }
-    if (l < ${accs.length}u * MR) { red[l] = part[l * NSG]; }
+    for (var q = l; q < ${total}u; q += WG) { red[q] = part[q * NSG]; }
     workgroupBarrier();`;
   };
   const bias = (j: number, o: string) => (v.bias[j] ? ` + B${j}_at(p.bo${j} + p.no${j} + ${o})` : "");
   const residual = v.residual ? " + R[p.ro + m * p.ldy0 + p.no0 + o]" : "";
   const store = (j: number, value: string) => `Y${j}[p.yo${j} + m * p.ldy${j} + p.no${j} + o] = ${value};`;
-  // Projection i of row m after the reduction: scaled by 1/rms with a norm (ss sits after the projections).
+  // Projection i of output row o = first + r, activation row m (thread q = r * MR + m) after the reduction:
+  // scaled by 1/rms with a norm (ss sits after the `count` projections).
   const projection = (i: number, count: number) =>
     v.norm
-      ? `red[${i}u * MR + m] * inverseSqrt(red[${count}u * MR + m] / f32(p.K) + p.eps)`
-      : `red[${i}u * MR + m]`;
+      ? `red[${i}u * L + q] * inverseSqrt(red[${count}u * L + m] / f32(p.K) + p.eps)`
+      : `red[${i}u * L + q]`;
+  const thread = "let q = l; let m = q % MR; let o = first + q / MR;";
   let main: string;
   const decl = (ws: number[]) =>
-    [...ws.map((j) => `var acc${j}: array<f32, MR>;`), ...(v.norm ? ["var ss: array<f32, MR>;"] : [])].join(
+    [...ws.map((j) => `var acc${j}: array<f32, L>;`), ...(v.norm ? ["var ss: array<f32, MR>;"] : [])].join(
       " ",
     );
   if (v.gated) {
     const act = v.gated === "silu" ? "g / (1.0 + exp(-g))" : GELU_TANH("g");
-    main = `let o = g0;
-  if (o >= p.n0) { return; }
+    main = `let first = g0 * R;
+  if (first >= p.n0) { return; }
   ${decl([0, 1])}
   ${loop([0, 1])}
   ${reduce([0, 1])}
-  if (l < MR) {
-    let m = l;
+  if (l < L) {
+    ${thread}
     let g = ${projection(0, 2)}${bias(0, "o")};
     let up = ${projection(1, 2)}${bias(1, "o")};
     ${store(0, `(${act}) * up`)}
   }`;
   } else {
+    // Rows of the parts are numbered one after another; a workgroup's R rows lie in one part (R divides each n).
     const branch = (j: number, start: string) => `{
-    let o = g0 - (${start});
+    let first = g0 * R - (${start});
     ${decl([j])}
     ${loop([j])}
     ${reduce([j])}
-    if (l < MR) { let m = l; ${store(j, `${projection(0, 1)}${bias(j, "o")}${residual}`)} }
+    if (l < L) { ${thread} ${store(j, `${projection(0, 1)}${bias(j, "o")}${residual}`)} }
   }`;
     const starts = ["0u", "p.n0", "p.n0 + p.n1"];
     const ends = ["p.n0", "p.n0 + p.n1", "p.n0 + p.n1 + p.n2"];
     main = Array.from({ length: v.parts }, (_, j) =>
       j === 0
-        ? `if (g0 < ${ends[0]}) ${branch(0, starts[0])}`
-        : `else if (g0 < ${ends[j]}) ${branch(j, starts[j])}`,
+        ? `if (g0 * R < ${ends[0]}) ${branch(0, starts[0])}`
+        : `else if (g0 * R < ${ends[j]}) ${branch(j, starts[j])}`,
     ).join(" ");
   }
-  const reds = ((v.gated ? 2 : 1) + (v.norm ? 1 : 0)) * MR;
+  const reds = (v.gated ? 2 : 1) * L + (v.norm ? MR : 0);
   return build(
     gemvKey(v),
     gemvParams(v),
@@ -222,6 +249,8 @@ ${biasFns}
 ${normFns}
 const WG: u32 = ${v.wg}u;
 const MR: u32 = ${MR}u;
+const R: u32 = ${R}u;
+const L: u32 = ${L}u;
 const NSG: u32 = ${NSG}u;
 var<workgroup> part: array<f32, ${reds * NSG}>;
 var<workgroup> red: array<f32, ${reds}>;
@@ -236,7 +265,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /** A variant's name: the memo key and the kernel's key (JSON.stringify per dispatch costs host time). */
 function gemvKey(v: BlockGemvVariant): string {
-  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}`;
+  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}:${v.out}`;
 }
 
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */

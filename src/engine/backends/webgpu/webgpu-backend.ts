@@ -157,6 +157,21 @@ interface GemvPart {
   out: WebGpuTensor;
 }
 
+/** How a decode GEMV is laid out: threads per workgroup, weight loads in flight, output rows per workgroup. */
+interface GemvShape {
+  wg: number;
+  unroll: number;
+  out: number;
+}
+
+/**
+ * Output rows per workgroup of the decode GEMV by default (env OLLM_WEBGPU_GEMV_OUT for measurements: 1, 2
+ * or 4).
+ */
+const GEMV_OUT_ROWS = [1, 2, 4].includes(Number(process.env.OLLM_WEBGPU_GEMV_OUT))
+  ? Number(process.env.OLLM_WEBGPU_GEMV_OUT)
+  : 1;
+
 /** What a block GEMV folds in: an RMS norm of x (weight, eps, weight offset) and a residual added to y. */
 interface GemvExtras {
   norm?: { weight: WebGpuTensor; eps: number; offset: number };
@@ -865,7 +880,11 @@ export class WebGpuBackend implements Backend {
     const wVec = k % epu === 0 && parts.every((p) => p.seg.offset % epu === 0);
     const outs = gated ? [parts[0].out] : parts.map((p) => p.out);
     const apart = outs.every((o) => o.one.buffer !== x.one.buffer);
-    const { wg, unroll } = this.gemvShape(dtype, parts[0].n, k);
+    const shape = this.gemvShape(dtype, parts[0].n, k);
+    const { wg, unroll } = shape;
+    // Several output rows per workgroup for one activation row, where they divide every part's rows.
+    let perGroup = rows === 1 ? shape.out : 1;
+    while (perGroup > 1 && parts.some((p) => p.n % perGroup !== 0)) perGroup /= 2;
     const sg = this.gpu.subgroupSize;
     const subgroup = this.useSubgroups && sg >= 4 && sg <= wg && wg % sg === 0 ? sg : 0;
     const total = gated ? parts[0].n : parts.reduce((t, p) => t + p.n, 0);
@@ -902,6 +921,7 @@ export class WebGpuBackend implements Backend {
           wVec,
           xVec,
           subgroup,
+          out: perGroup,
           parts: parts.length,
           gated,
           bias: parts.map((p) => p.bias?.dtype),
@@ -910,7 +930,7 @@ export class WebGpuBackend implements Backend {
         }),
         bindings,
         params,
-        this.grid(total),
+        this.grid(total / perGroup),
       );
     }
   }
@@ -1535,8 +1555,11 @@ export class WebGpuBackend implements Backend {
     );
   }
 
-  /** Threads per output row and loads in flight for a GEMV shape: tuned (see `tuneGemv`) or a default. */
-  private gemvShape(dtype: DType, n: number, k: number): { wg: number; unroll: number } {
+  /**
+   * Threads per workgroup, loads in flight and output rows per workgroup for a GEMV shape: tuned (see
+   * `tuneGemv`) or a default.
+   */
+  private gemvShape(dtype: DType, n: number, k: number): GemvShape {
     const tuned = this.gemvTuned.get(`${dtype}:${n}:${k}`);
     if (tuned) return tuned;
     // 128 threads with 2 loads in flight was the best or within ~10% of it on every decode shape measured
@@ -1544,10 +1567,10 @@ export class WebGpuBackend implements Backend {
     const units = k / K.elementsPerVec4(dtype);
     let wg = 128;
     while (wg > 32 && wg / 2 >= units) wg /= 2;
-    return { wg, unroll: units >= wg * 4 ? 2 : 1 };
+    return { wg, unroll: units >= wg * 4 ? 2 : 1, out: GEMV_OUT_ROWS };
   }
 
-  private readonly gemvTuned = new Map<string, { wg: number; unroll: number }>();
+  private readonly gemvTuned = new Map<string, GemvShape>();
 
   /**
    * Times GEMV variants (threads per output row × loads in flight) for one weight shape on this adapter and
@@ -1558,7 +1581,7 @@ export class WebGpuBackend implements Backend {
     n: number,
     k: number,
     options: { maxReps?: number } = {},
-  ): Promise<{ wg: number; unroll: number; gbps: number }> {
+  ): Promise<GemvShape & { gbps: number; tried: (GemvShape & { gbps: number })[] }> {
     const bytes = n * k * DTYPE_BYTES[dtype];
     const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / bytes)));
     const size = paddedBytes(n * k, dtype);
@@ -1571,12 +1594,15 @@ export class WebGpuBackend implements Backend {
     const x = this.zeros([1, k]) as WebGpuTensor;
     const out = this.allocApart([1, n], x);
     const reps = Math.max(copies, Math.min(options.maxReps ?? 400, Math.ceil(4e9 / bytes)));
-    const candidates: { wg: number; unroll: number }[] = [];
-    for (const wg of [32, 64, 128, 256]) for (const unroll of [1, 2, 4]) candidates.push({ wg, unroll });
+    const candidates: GemvShape[] = [];
+    for (const wg of [64, 128, 256])
+      for (const unroll of [1, 2]) for (const out of [1, 2, 4]) candidates.push({ wg, unroll, out });
     let best = { ...candidates[0], seconds: Number.POSITIVE_INFINITY };
+    const tried: (GemvShape & { gbps: number })[] = [];
     const key = `${dtype}:${n}:${k}`;
     for (const c of candidates) {
       this.gemvTuned.set(key, c);
+      let fastest = Number.POSITIVE_INFINITY;
       for (let trial = 0; trial < 2; trial++) {
         await this.sync();
         const t0 = performance.now();
@@ -1586,14 +1612,17 @@ export class WebGpuBackend implements Backend {
         }
         await this.sync();
         const seconds = (performance.now() - t0) / 1000 / reps;
+        fastest = Math.min(fastest, seconds);
         if (seconds < best.seconds) best = { ...c, seconds };
       }
+      tried.push({ ...c, gbps: bytes / fastest / 1e9 });
     }
-    this.gemvTuned.set(key, { wg: best.wg, unroll: best.unroll });
+    const shape = { wg: best.wg, unroll: best.unroll, out: best.out };
+    this.gemvTuned.set(key, shape);
     for (const w of weights) w.dispose();
     x.dispose();
     out.dispose();
-    return { wg: best.wg, unroll: best.unroll, gbps: bytes / best.seconds / 1e9 };
+    return { ...shape, gbps: bytes / best.seconds / 1e9, tried };
   }
 
   /**
