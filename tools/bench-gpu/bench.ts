@@ -3,7 +3,10 @@
  * prefill tok/s of one long prompt, upload speed and the HBM bound; plus a correctness check of the
  * kernels on this adapter (a fixture model's logits against the CPU backend).
  *
- *   node bench.js [--device D] [--decode 128] [--prompt 2048] [--hbm 4.8e12] [--json OUT] MODEL_DIR...
+ *   node bench.js [--device D] [--decode 128] [--prompt 2048] [--hbm 4.8e12] [--safe] [--json OUT] MODEL_DIR...
+ *
+ * The kernels run with the fastest Dawn toggles that pass the check (robustness and validation off);
+ * --safe keeps the product's default (both on).
  */
 import { writeFileSync } from "node:fs";
 import type { Backend } from "../../src/engine/backend.js";
@@ -19,6 +22,7 @@ interface Args {
   json?: string;
   fixture: string;
   subgroups: boolean;
+  safe: boolean;
   models: string[];
 }
 
@@ -30,6 +34,7 @@ function parseArgs(argv: string[]): Args {
     hbm: 4.8e12,
     fixture: "test/fixtures/models/tiny-llama",
     subgroups: true,
+    safe: false,
     models: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -41,6 +46,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === "--json") a.json = argv[++i];
     else if (v === "--fixture") a.fixture = argv[++i];
     else if (v === "--no-subgroups") a.subgroups = false;
+    else if (v === "--safe") a.safe = true;
     else a.models.push(v);
   }
   return a;
@@ -263,7 +269,7 @@ try {
     { toggles: "allow_unsafe_apis,disable_robustness", subgroups: false },
     { toggles: "", subgroups: true },
     { toggles: "", subgroups: false },
-  ].filter((c) => args.subgroups || !c.subgroups);
+  ].filter((c) => (args.subgroups || !c.subgroups) && (!args.safe || c.toggles === ""));
   for (const c of configs) {
     process.env.OLLM_DAWN_TOGGLES = c.toggles;
     process.env.OLLM_WEBGPU_SUBGROUPS = c.subgroups ? "1" : "0";

@@ -2,7 +2,8 @@
 # The GPU benchmark, run on the device machine from the project root in one call (see docs/benchmarks-gpu.md):
 #   carry [".bench", ".bench-build"]; command: bash tools/bench-gpu/device.sh
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
-# LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part
+# LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part,
+# SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles
 # (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
@@ -38,9 +39,12 @@ echo "[$(elapsed) s] checkpoints written"
 
 timeout 200 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
 echo "[$(elapsed) s] ours done (rc $?)"
+# The same with the product's default Dawn toggles (robustness and validation on).
+[ "${SAFE:-1}" = 0 ] || timeout 120 node .bench-build/tools/bench-gpu/bench.js --safe --json "$OUT/ours-safe.json" "$W/m1b" "$W/m8b" | grep -E "check|decode|prefill"
 # Each decode dispatch timed on its own (where the GPU time of a step goes); default Dawn toggles, so
 # WebGPU validation also checks every command of a step.
 for m in m1b m8b; do
+  [ "${PROFILE:-1}" = 0 ] && break
   timeout 60 node .bench-build/tools/bench-gpu/dispatch-profile.js "$W/$m" 16 "$OUT/profile-$m.json" 2>&1 | grep -v -i "egl\|^ *at \|While" | head -40
 done
 echo "[$(elapsed) s] dispatch profiles done"

@@ -170,7 +170,7 @@ interface GemvShape {
  */
 const GEMV_OUT_ROWS = [1, 2, 4].includes(Number(process.env.OLLM_WEBGPU_GEMV_OUT))
   ? Number(process.env.OLLM_WEBGPU_GEMV_OUT)
-  : 1;
+  : 2;
 
 /** What a block GEMV folds in: an RMS norm of x (weight, eps, weight offset) and a residual added to y. */
 interface GemvExtras {
