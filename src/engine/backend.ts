@@ -29,11 +29,11 @@ export interface AttentionOptions {
    * pass their rows with an offset; causal and window masks compare absolute positions.
    */
   kvPositionOffset?: number;
-  /** Keys with `qPos - kPos >= window` are masked (sliding-window attention). */
+  /** Keys with `qPos - kPos >= window` are masked (sliding-window attention); ≥ 1 when given. */
   window?: number;
   /** Per-head learned sink logits that join the softmax but carry no value (gpt-oss). */
   sinks?: Tensor;
-  /** tanh soft-capping of the scores: cap * tanh(s / cap). */
+  /** tanh soft-capping of the scores: cap * tanh(s / cap); > 0 when given. */
   softcap?: number;
 }
 

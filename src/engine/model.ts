@@ -23,6 +23,11 @@ export interface LoadModelOptions {
   device?: string | number;
   /** GPU timestamp queries per submission (--stats). */
   stats?: boolean;
+  /**
+   * WebGPU: submit the recorded work every this many dispatches (0: once per step; default
+   * OLLM_WEBGPU_SUBMIT_EVERY, else 64 on a hardware adapter and 0 on a software one).
+   */
+  submitEvery?: number;
   /** Where auto's fallback notice goes (default: console.warn). */
   onNotice?: (message: string) => void;
   /**
@@ -57,11 +62,11 @@ export interface GenerationDefaults {
 }
 
 function createBackend(options: LoadModelOptions): Promise<Backend> {
-  const { device, stats, onNotice, threads } = options;
+  const { device, stats, onNotice, threads, submitEvery } = options;
   const cpu = options.backend === "cpu" || (device === "cpu" && options.backend !== "webgpu");
   if (cpu && threads !== undefined) return Promise.resolve(new CpuBackend({ threads }));
   if (device === "cpu" && options.backend !== "webgpu") return selectBackend("cpu");
-  return selectBackend(options.backend ?? "auto", { device, stats, onNotice });
+  return selectBackend(options.backend ?? "auto", { device, stats, onNotice, submitEvery });
 }
 
 function ids(value: unknown): number[] {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { loadModel, type Model } from "../../src/engine/model.js";
 import { expectSameTokens, generated, reference, TOPK_CASES } from "../engine/generate-reference.js";
 import { fixtureDir, readGolden } from "../engine/oracle.js";
@@ -25,5 +26,16 @@ run("generate on WebGPU: greedy sampling reads back only topKRows", () => {
   it("greedy ids are transformers' greedy ids", async () => {
     const { tokens } = await generated(model, golden.prompt_ids, { maxNewTokens: 8 });
     expect(tokens.map((t) => t.id)).toEqual(golden.greedy_ids.slice(0, 8));
+  });
+
+  it("loadModel's submitEvery reaches the backend; submitting mid-step changes no token", async () => {
+    const often = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu", submitEvery: 3 });
+    try {
+      expect((often.backend as WebGpuBackend).submitEveryDispatches).toBe(3);
+      const { tokens } = await generated(often, golden.prompt_ids, { maxNewTokens: 8 });
+      expect(tokens.map((t) => t.id)).toEqual(golden.greedy_ids.slice(0, 8));
+    } finally {
+      await often.close();
+    }
   });
 });
