@@ -1,6 +1,7 @@
 /**
- * GEMV for decode (few activation rows): one workgroup per output row, its threads striding over K with
- * 16-byte weight loads, `unroll` loads in flight, then a subgroup + workgroup reduction. On the H200 this
+ * GEMV for decode (few activation rows): one workgroup per `out` output rows (x loaded once for all of them),
+ * its threads striding over K with 16-byte weight loads, `unroll` loads in flight, then a subgroup + workgroup
+ * reduction. On the H200 this
  * design reads bf16 weights at 2.6–4.2 TB/s on the 8B shapes (tools/bench-gpu/probe.ts), about 2–3× the
  * earlier threads-per-row kernel, and reading x as vec4<f32> instead of four scalars is worth ~30% on the
  * small matrices — so x is bound as vec4 when it does not share a buffer with an output.
@@ -103,7 +104,7 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   const xs = v.xVec
     ? "fn xs(e: u32) -> f32 { return X[e >> 2u][e & 3u]; }"
     : "fn xs(e: u32) -> f32 { return X[e]; }";
-  // With a norm, x is read through xn (x times the norm weight at column c) and Σx² gathered into ss[m].
+  // With a norm, each x vector is multiplied by the norm weight of its columns (gv) and Σx² gathers in ss[m].
   const normFns = v.norm
     ? `${loader("G", v.norm)}
 fn gs(c: u32) -> f32 { return p.goff + G_at(p.go + c); }
@@ -119,9 +120,9 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
   const R = v.out;
   const L = R * MR;
   const biasFns = v.bias.map((b, j) => (b ? loader(`B${j}`, b) : "")).join("\n");
-  // The K loop for weights `ws` (indices into the parts): output row o + r of activation row m accumulates
-  // in acc{j}[r * MR + m] (and Σx² in ss[m] with a norm).
-  const rowsOf = (ws: number[], term: (j: number, r: number) => string) =>
+  // The K loop for weights `ws` (indices into the parts): output row first + r of activation row m
+  // accumulates in acc{j}[r * MR + m] (and Σx² in ss[m] with a norm).
+  const accumulate = (ws: number[], term: (j: number, r: number) => string) =>
     ws
       .flatMap((j) => Array.from({ length: R }, (_, r) => `acc${j}[${r}u * MR + m] += ${term(j, r)};`))
       .join(" ");
@@ -132,7 +133,7 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
         const normed = v.norm
           ? `ss[m] += ${xRegs.map((x) => `dot(${x}r, ${x}r)`).join(" + ")}; ${xRegs.map((x, i) => `let ${x} = ${x}r * gv(c + ${4 * i}u);`).join(" ")}`
           : xRegs.map((x) => `let ${x} = ${x}r;`).join(" ");
-        const dots = rowsOf(
+        const dots = accumulate(
           ws,
           (j, r) => `dot${j}(W${j}[wb${j} + ${r ? `${r}u * units + ` : ""}${u}], ${xRegs.join(", ")})`,
         );
@@ -141,7 +142,7 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
       const xk = v.norm
         ? `let xr = xs(p.xo + m * p.K + ${u}); ss[m] += xr * xr; let xk = xr * gs(${u});`
         : `let xk = xs(p.xo + m * p.K + ${u});`;
-      return `for (var m = 0u; m < MR; m++) { ${xk} ${rowsOf(ws, (j, r) => `W${j}_at(wb${j} + ${r ? `${r}u * p.K + ` : ""}${u}) * xk`)} }`;
+      return `for (var m = 0u; m < MR; m++) { ${xk} ${accumulate(ws, (j, r) => `W${j}_at(wb${j} + ${r ? `${r}u * p.K + ` : ""}${u}) * xk`)} }`;
     };
     const U = v.unroll;
     const unrolled = Array.from({ length: U }, (_, i) => body(i === 0 ? "u" : `u + ${i}u * WG`)).join(
