@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { OllmError } from "../../errors.js";
+import { normedInput } from "../linear-fusion.js";
 import { buildRope, type RopeParameters } from "../rope.js";
 import type { Tensor } from "../tensor.js";
 import {
@@ -144,7 +145,7 @@ class Gemma3 implements CausalLM {
   layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Tensor {
     const b = ctx.backend;
     const spec = (name: string) => ({ weight: w.get(`${name}.weight`), eps: this.eps, weightOffset: 1 });
-    const norm = (x: Tensor, name: string) => b.rmsNorm(x, w.get(`${name}.weight`), this.eps, 1);
+    const norm = (x: Tensor, name: string) => normedInput(b, x, spec(name));
     // The pre-norms ride on the projections; the post-norms sit between them and the residual adds.
     const attended = selfAttention(hidden, scoped(w, "self_attn."), ctx, this.attention[index], {
       norm: spec("input_layernorm"),

@@ -730,27 +730,19 @@ export class WebGpuBackend implements Backend {
     activation: GatedActivation,
     gateBias?: Tensor,
     upBias?: Tensor,
-    fusion?: InputFusion,
+    fusion: InputFusion = {},
   ): Tensor {
     const pair = [
       { weight: gate, bias: gateBias },
       { weight: up, bias: upBias },
     ];
-    if (fusion?.norm) {
-      const fused = this.fusedGemv(x, pair, fusion, activation);
-      if (fused) return fused[0];
-      x = normedInput(this, x, fusion.norm);
-    }
-    const xs = this.f32(x);
-    const parts = this.gemvParts(xs, pair);
-    if (parts && parts[0].n === parts[1].n && this.gemvFits(parts, true)) {
-      const out = this.allocApart([rowsOf(xs)[0], parts[0].n], xs);
-      for (const part of parts) part.out = out;
-      this.gemvBlock(xs, parts, activation);
-      this.dropCopy(xs, x);
-      return out;
-    }
+    const fused = this.fusedGemv(x, pair, fusion, activation);
+    if (fused) return fused[0];
+    // The norm apart (its weight may be the binding too many), then the same op on the normed input.
+    if (fusion.norm)
+      return this.linearGated(normedInput(this, x, fusion.norm), gate, up, activation, gateBias, upBias);
     // Many rows (prefill GEMM): the two projections, then the product; both projections are freed at once.
+    const xs = this.f32(x);
     const g = this.linear(xs, gate, gateBias);
     const u = this.linear(xs, up, upBias);
     this.dropCopy(xs, x);
@@ -760,31 +752,20 @@ export class WebGpuBackend implements Backend {
     return out;
   }
 
-  linearMany(x: Tensor, parts: readonly LinearPart[], fusion?: InputFusion): Tensor[] {
-    if (fusion?.norm) {
-      const fused = parts.length <= GEMV_MAX_PARTS ? this.fusedGemv(x, parts, fusion) : undefined;
-      if (fused) return fused;
-      x = normedInput(this, x, fusion.norm);
-    }
+  linearMany(x: Tensor, parts: readonly LinearPart[], fusion: InputFusion = {}): Tensor[] {
+    const fused = parts.length <= GEMV_MAX_PARTS ? this.fusedGemv(x, parts, fusion) : undefined;
+    if (fused) return fused;
+    if (fusion.norm) return this.linearMany(normedInput(this, x, fusion.norm), parts);
     const xs = this.f32(x);
-    const fused = parts.length <= GEMV_MAX_PARTS ? this.gemvParts(xs, parts) : undefined;
-    let outs: Tensor[];
-    if (!fused || !this.gemvFits(fused, false)) outs = parts.map((p) => this.linear(xs, p.weight, p.bias));
-    else {
-      const rows = rowsOf(xs)[0];
-      outs = fused.map((part) => {
-        part.out = this.allocApart([rows, part.n], xs);
-        return part.out;
-      });
-      this.gemvBlock(xs, fused);
-    }
+    const outs = parts.map((p) => this.linear(xs, p.weight, p.bias));
     this.dropCopy(xs, x);
     return outs;
   }
 
   /**
-   * The block GEMV with a norm of x and/or a residual folded in (see gemv.ts): one output per part, or
-   * act(gate)·up when `gated`; undefined when the fused kernel does not apply (the caller runs the ops apart).
+   * The block GEMV over every part (see gemv.ts), with the norm of x and the residual of `fusion` folded in:
+   * one output per part, or act(gate)·up when `gated`; undefined when it does not apply (many rows, split
+   * weights, too many bindings…), and the caller runs the ops apart.
    */
   private fusedGemv(
     x: Tensor,
@@ -795,12 +776,16 @@ export class WebGpuBackend implements Backend {
     const xs = this.f32(x);
     const fused = this.gemvParts(xs, parts);
     const [rows, k] = rowsOf(xs);
-    const norm = fusion.norm && this.gpuTensor(fusion.norm.weight);
+    const norm = fusion.norm && {
+      weight: this.gpuTensor(fusion.norm.weight),
+      eps: fusion.norm.eps,
+      offset: fusion.norm.weightOffset ?? 0,
+    };
     const residual = fusion.residual && this.gpuTensor(fusion.residual);
     const applies =
       fused !== undefined &&
       (!gated || fused[0].n === fused[1].n) &&
-      (!norm || (norm.segments.length === 1 && numel(norm.shape) === k)) &&
+      (!norm || (norm.weight.segments.length === 1 && numel(norm.weight.shape) === k)) &&
       (!residual ||
         (fused.length === 1 &&
           !gated &&
@@ -818,12 +803,7 @@ export class WebGpuBackend implements Backend {
     fused.forEach((part, i) => {
       part.out = outs[gated ? 0 : i];
     });
-    const extras: GemvExtras = {
-      norm: norm &&
-        fusion.norm && { weight: norm, eps: fusion.norm.eps, offset: fusion.norm.weightOffset ?? 0 },
-      residual,
-    };
-    this.gemvBlock(xs, fused, gated, extras);
+    this.gemvBlock(xs, fused, gated, { norm, residual });
     this.dropCopy(xs, x);
     return outs;
   }
