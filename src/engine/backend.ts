@@ -1,5 +1,12 @@
 import type { DType, Tensor } from "./tensor.js";
 
+/**
+ * Token ids: host integers, or a tensor on the backend whose rows each start with one id stored as a float
+ * (e.g. `topKRows`' output, so a greedy token never leaves the device). Ids in a tensor are trusted: they
+ * come from the model's own vocabulary-sized logits.
+ */
+export type TokenIds = Int32Array | Tensor;
+
 /** Rotary embedding tables of one rope variant: inverse frequencies and the output scaling. */
 export interface RopeSpec {
   readonly invFreq: Float32Array;
@@ -44,6 +51,11 @@ export interface AttentionOptions {
  */
 export interface Backend {
   readonly name: string;
+  /**
+   * Ops are queued on a device and run after they are recorded (WebGPU): generation then records the next
+   * decode step, fed by token ids kept on the device, while the device still runs the current one.
+   */
+  readonly queued?: boolean;
 
   /** A tensor from raw little-endian bytes in `dtype` (weights keep their stored type). */
   upload(bytes: Uint8Array, dtype: DType, shape: number[]): Tensor;
@@ -51,7 +63,7 @@ export interface Backend {
   zeros(shape: number[]): Tensor;
 
   /** Rows of `table` picked by `ids`, times `scale`. */
-  embedding(table: Tensor, ids: Int32Array, scale?: number): Tensor;
+  embedding(table: Tensor, ids: TokenIds, scale?: number): Tensor;
   /**
    * x @ wᵀ (+ bias): x [rows, in], w [out, in] in any weight dtype. `fusion` folds an RMS norm of x and a
    * residual add into the op (see LinearFusion).

@@ -69,34 +69,43 @@ function heldBackLength(text: string, stops: readonly string[]): number {
   return hold;
 }
 
+/** A token being picked: `reduced` is the device's top-k row when greedy decoding reads only that. */
+interface Pick {
+  token: Promise<SampledToken>;
+  reduced?: Tensor;
+}
+
 /**
- * The next token from the last position's logits [1, vocab]. Greedy sampling without a repetition penalty
- * reads back only the backend's top-k reduction of the row (k = max(1, topLogprobs): ids, logits and
- * log Σ exp) instead of the whole vocabulary; anything else reads the row and runs `sampleToken`.
+ * Starts picking the next token from the last position's logits [1, vocab] (which it frees). Greedy
+ * sampling without a repetition penalty reads back only the backend's top-k reduction of the row
+ * (k = max(1, topLogprobs): ids, logits and log Σ exp) instead of the whole vocabulary; its read is queued
+ * at once, so the device's next step can be recorded before it completes. Anything else reads the row and
+ * runs `sampleToken`.
  */
-async function pick(
+function beginPick(
   seq: Sequence,
   logits: Tensor,
   options: GenerateOptions,
   history: readonly number[],
   rng: Rng,
-): Promise<SampledToken> {
+): Pick {
   const topLogprobs = options.topLogprobs ?? 0;
   const k = Math.max(1, topLogprobs);
   const vocab = logits.shape[logits.shape.length - 1];
-  try {
-    if (greedyFromTopK(options) && k <= Math.min(TOPK_MAX, vocab) && logits.shape[0] === 1) {
-      const reduced = seq.backend.topKRows(logits, k);
-      try {
-        return sampleFromTopK(await reduced.read(), k, topLogprobs);
-      } finally {
-        reduced.dispose();
-      }
-    }
-    return sampleToken(await logits.read(), options, history, rng, topLogprobs);
-  } finally {
+  if (greedyFromTopK(options) && k <= Math.min(TOPK_MAX, vocab) && logits.shape[0] === 1) {
+    const reduced = seq.backend.topKRows(logits, k);
     logits.dispose();
+    return { token: reduced.read().then((row) => sampleFromTopK(row, k, topLogprobs)), reduced };
   }
+  const token = logits.read().then((row) => sampleToken(row, options, history, rng, topLogprobs));
+  return { token: token.finally(() => logits.dispose()) };
+}
+
+/** Drops a step recorded ahead whose token is not wanted: its pick and its position in the sequence. */
+function discardAhead(seq: Sequence, ahead: Pick): void {
+  ahead.token.catch(() => undefined);
+  ahead.reduced?.dispose();
+  seq.truncate(seq.length - 1);
 }
 
 /**
@@ -148,33 +157,53 @@ export async function* generate(
     return { delta, stopped: hit };
   };
 
-  let input: readonly number[] = promptIds;
-  while (completionTokens < maxNewTokens) {
-    // Let timers, I/O and signal handlers run between steps: CPU reads resolve as microtasks only.
+  // Let timers, I/O and signal handlers run between steps: CPU reads resolve as microtasks only.
+  const cancelled = async () => {
     await new Promise<void>((resolve) => setImmediate(resolve));
-    if (options.signal?.aborted) {
+    return options.signal?.aborted === true;
+  };
+  // On a queued backend (WebGPU) greedy decoding runs a step ahead: step n+1 is recorded from the token id
+  // still on the device while the device runs step n, and dropped if step n's token ends generation.
+  let ahead: Pick | undefined;
+  try {
+    if (maxNewTokens === 0) return summary();
+    if (await cancelled()) {
       finishReason = "cancelled";
       return summary();
     }
-    const chunkTokens = input === promptIds ? options.prefillChunkTokens : undefined;
-    const logits = await seq.forward(input, { logits: "last", chunkTokens });
-    const token = await pick(seq, logits, options, history, rng);
-    if (completionTokens === 0) firstTokenAt = performance.now();
-    completionTokens++;
-    history.push(token.id);
-    input = [token.id];
-    if (stopIds.has(token.id)) {
-      finishReason = "stop";
-      yield { text: "", token };
-      break;
+    const prompt = await seq.forward(promptIds, { logits: "last", chunkTokens: options.prefillChunkTokens });
+    let pending = beginPick(seq, prompt, options, history, rng);
+    while (true) {
+      if (pending.reduced && seq.backend.queued && seq.rewindable && completionTokens + 1 < maxNewTokens)
+        ahead = beginPick(seq, await seq.forward(pending.reduced, { logits: "last" }), options, history, rng);
+      pending.reduced?.dispose();
+      const token = await pending.token;
+      if (completionTokens === 0) firstTokenAt = performance.now();
+      completionTokens++;
+      history.push(token.id);
+      if (stopIds.has(token.id)) {
+        finishReason = "stop";
+        yield { text: "", token };
+        break;
+      }
+      text += decoder.push(token.id);
+      const { delta, stopped } = release(text.length - heldBackLength(text, stops));
+      yield { text: delta, token };
+      if (stopped) {
+        finishReason = "stop";
+        return summary();
+      }
+      if (completionTokens >= maxNewTokens) break;
+      if (await cancelled()) {
+        finishReason = "cancelled";
+        return summary();
+      }
+      pending =
+        ahead ?? beginPick(seq, await seq.forward([token.id], { logits: "last" }), options, history, rng);
+      ahead = undefined;
     }
-    text += decoder.push(token.id);
-    const { delta, stopped } = release(text.length - heldBackLength(text, stops));
-    yield { text: delta, token };
-    if (stopped) {
-      finishReason = "stop";
-      return summary();
-    }
+  } finally {
+    if (ahead) discardAhead(seq, ahead);
   }
   text += decoder.flush();
   const { delta, stopped } = release(text.length);

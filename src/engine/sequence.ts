@@ -1,8 +1,8 @@
 import { OllmError } from "../errors.js";
-import type { Backend } from "./backend.js";
+import type { Backend, TokenIds } from "./backend.js";
 import type { KvStore } from "./kv/kv-store.js";
 import type { CausalLM, LayerState, Weights } from "./models/family.js";
-import type { Tensor } from "./tensor.js";
+import { rowsOf, type Tensor } from "./tensor.js";
 import type { WeightStore } from "./weight-store.js";
 
 export interface ForwardOptions {
@@ -37,6 +37,14 @@ function scopesOf(backend: Backend): ScopedBackend | undefined {
     : undefined;
 }
 
+function isTensor(ids: ArrayLike<number> | Tensor): ids is Tensor {
+  return typeof (ids as Partial<Tensor>).read === "function";
+}
+
+function tokenCount(ids: TokenIds): number {
+  return ids instanceof Int32Array ? ids.length : rowsOf(ids)[0];
+}
+
 function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as Promise<T> | undefined)?.then === "function";
 }
@@ -67,18 +75,29 @@ export class Sequence {
     return this.position;
   }
 
+  /** Whether `truncate` can go back to any length (no layer keeps recurrent state). */
+  get rewindable(): boolean {
+    return this.states.every((s) => s.size === 0);
+  }
+
   /** The sequence's KV cache (its usage and strategy-specific statistics). */
   get kvStore(): KvStore {
     return this.kv;
   }
 
-  /** Runs `ids` (appended after what the sequence holds) and returns logits [rows, vocab]. */
-  async forward(ids: ArrayLike<number>, options: ForwardOptions): Promise<Tensor> {
-    const all = Int32Array.from(ids);
-    const size = Math.max(1, options.chunkTokens ?? all.length);
-    const chunks: Int32Array[] = [];
-    for (let start = 0; start < all.length; start += size)
-      chunks.push(all.subarray(start, Math.min(all.length, start + size)));
+  /**
+   * Runs `ids` (appended after what the sequence holds) and returns logits [rows, vocab]. Ids in a tensor
+   * (`TokenIds`: e.g. the previous step's `topKRows` output, still on the device) run as one chunk.
+   */
+  async forward(ids: ArrayLike<number> | Tensor, options: ForwardOptions): Promise<Tensor> {
+    const chunks: TokenIds[] = [];
+    if (isTensor(ids)) chunks.push(ids);
+    else {
+      const all = Int32Array.from(ids);
+      const size = Math.max(1, options.chunkTokens ?? all.length);
+      for (let start = 0; start < all.length; start += size)
+        chunks.push(all.subarray(start, Math.min(all.length, start + size)));
+    }
     const order = options.order ?? "auto";
     const layerMajor =
       chunks.length > 1 && (order === "layer-major" || (order === "auto" && this.weights.streaming === true));
@@ -101,7 +120,7 @@ export class Sequence {
    */
   truncate(length: number): void {
     if (length >= this.position) return;
-    if (length > 0 && this.states.some((s) => s.size > 0))
+    if (length > 0 && !this.rewindable)
       throw new OllmError(
         "INVALID_ARGUMENT",
         "this model keeps recurrent state: it can only be reset, not truncated",
@@ -134,11 +153,12 @@ export class Sequence {
   }
 
   /** Each chunk through every layer, then the next chunk; returns the logits of each chunk (per options). */
-  private async tokenMajor(chunks: Int32Array[], options: ForwardOptions): Promise<Tensor[]> {
+  private async tokenMajor(chunks: TokenIds[], options: ForwardOptions): Promise<Tensor[]> {
     const parts: Tensor[] = [];
     for (let c = 0; c < chunks.length; c++) {
       const ids = chunks[c];
-      const positions = this.positionsOf(ids.length);
+      const count = tokenCount(ids);
+      const positions = this.positionsOf(count);
       let hidden = this.model.embed(ids, this.weights.global(), { backend: this.backend });
       for (let i = 0; i < this.model.numLayers; i++) {
         const w = await this.weights.layer(i);
@@ -148,10 +168,10 @@ export class Sequence {
           this.weights.release?.(i);
         }
       }
-      this.position += ids.length;
+      this.position += count;
       if (options.logits === "all") parts.push(this.headOf(hidden));
       else if (c === chunks.length - 1) {
-        const row = this.backend.sliceRows(hidden, ids.length - 1, 1);
+        const row = this.backend.sliceRows(hidden, count - 1, 1);
         hidden.dispose();
         parts.push(this.headOf(row));
       } else hidden.dispose();
@@ -160,12 +180,12 @@ export class Sequence {
   }
 
   /** Every chunk through layer i, then layer i+1: one weight load per layer. Returns each chunk's hidden states. */
-  private async layerMajor(chunks: Int32Array[]): Promise<Tensor[]> {
+  private async layerMajor(chunks: TokenIds[]): Promise<Tensor[]> {
     const positions: Int32Array[] = [];
     let at = this.position;
     for (const ids of chunks) {
-      positions.push(Int32Array.from(ids, (_, j) => at + j));
-      at += ids.length;
+      positions.push(Int32Array.from({ length: tokenCount(ids) }, (_, j) => at + j));
+      at += tokenCount(ids);
     }
     const hidden = chunks.map((ids) =>
       this.model.embed(ids, this.weights.global(), { backend: this.backend }),

@@ -1,9 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { type GenerateOptions, generate } from "../../src/engine/generate.js";
 import { loadModel, type Model } from "../../src/engine/model.js";
+import type { Sequence } from "../../src/engine/sequence.js";
 import { expectSameTokens, generated, reference, TOPK_CASES } from "../engine/generate-reference.js";
 import { fixtureDir, readGolden } from "../engine/oracle.js";
-import { gpuOrSkip } from "./gpu-setup.js";
+import { gpuOrSkip, relErr } from "./gpu-setup.js";
 
 const probe = await gpuOrSkip();
 await probe?.close();
@@ -37,5 +39,82 @@ run("generate on WebGPU: greedy sampling reads back only topKRows", () => {
     } finally {
       await often.close();
     }
+  });
+});
+
+run("generate on WebGPU runs a step ahead and drops it when generation ends", () => {
+  const { golden } = readGolden("tiny-llama");
+  const prompt = golden.prompt_ids;
+  const want = golden.greedy_ids.slice(0, 8);
+  const detokenizer = {
+    createStreamDecoder: () => ({ push: (id: number) => `<${id}>`, flush: () => "" }),
+  };
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu" });
+  });
+  afterAll(() => model?.close());
+
+  /** Generates, stopping the loop after `breakAfter` tokens when given; the ids, the sequence and its inputs. */
+  async function run(options: GenerateOptions, breakAfter?: number) {
+    const seq = model.newSequence();
+    const forward = vi.spyOn(seq, "forward");
+    const ids: number[] = [];
+    for await (const chunk of generate(seq, detokenizer, prompt, options)) {
+      if (chunk.token) ids.push(chunk.token.id);
+      if (ids.length === breakAfter) break;
+    }
+    const fromDevice = forward.mock.calls.filter(([input]) => !Array.isArray(input)).length;
+    forward.mockRestore();
+    return { ids, seq, fromDevice };
+  }
+
+  /** The sequence holds the prompt and every token but the last, and continues as a fresh one would. */
+  async function expectConsistent(seq: Sequence, ids: number[]): Promise<void> {
+    expect(seq.length).toBe(prompt.length + ids.length - 1);
+    const fresh = model.newSequence();
+    const all = [...prompt, ...ids];
+    const expected = await (await fresh.forward(all, { logits: "last" })).read();
+    const got = await (await seq.forward([ids[ids.length - 1]], { logits: "last" })).read();
+    expect(relErr(got, expected)).toBeLessThan(1e-5);
+    fresh.dispose();
+    seq.dispose();
+  }
+
+  it("feeds each step from the previous token on the device; none is wasted at maxNewTokens", async () => {
+    const { ids, seq, fromDevice } = await run({ maxNewTokens: 8 });
+    expect(ids).toEqual(want);
+    expect(fromDevice).toBe(7);
+    await expectConsistent(seq, ids);
+  });
+
+  it("a stop id drops the step recorded ahead", async () => {
+    const { ids, seq } = await run({ maxNewTokens: 8, stopTokenIds: [want[3]] });
+    expect(ids).toEqual(want.slice(0, 4));
+    await expectConsistent(seq, ids);
+  });
+
+  it("a stop string drops the step recorded ahead", async () => {
+    const { ids, seq } = await run({ maxNewTokens: 8, stopStrings: [`<${want[2]}>`] });
+    expect(ids).toEqual(want.slice(0, 3));
+    await expectConsistent(seq, ids);
+  });
+
+  it("cancelling and breaking out of the loop drop the step recorded ahead", async () => {
+    const controller = new AbortController();
+    const seqOf = model.newSequence();
+    const ids: number[] = [];
+    for await (const chunk of generate(seqOf, detokenizer, prompt, {
+      maxNewTokens: 8,
+      signal: controller.signal,
+    })) {
+      if (chunk.token) ids.push(chunk.token.id);
+      if (ids.length === 2) controller.abort();
+    }
+    expect(ids).toEqual(want.slice(0, 2));
+    await expectConsistent(seqOf, ids);
+    const broken = await run({ maxNewTokens: 8 }, 5);
+    expect(broken.ids).toEqual(want.slice(0, 5));
+    await expectConsistent(broken.seq, broken.ids);
   });
 });

@@ -152,6 +152,12 @@ run("WebGPU ops match the CPU backend", () => {
     const [tc, tg] = pair(s, table, [500, 32], "bf16");
     const ids = Int32Array.from([0, 499, 17, 128, 256, 3]);
     await compare(s.embedding(tg, ids, 2.5), cpu.embedding(tc, ids, 2.5));
+    // Ids in a tensor (the first value of each row), on both backends, over the split table.
+    const rows = Float32Array.from([0, 9, 9, 499, 9, 9, 17, 9, 9, 256, 9, 9]);
+    const [ic, ig] = pair(s, rows, [4, 3]);
+    const picked = Int32Array.from([0, 499, 17, 256]);
+    await compare(s.embedding(tg, ig, 2.5), cpu.embedding(tc, picked, 2.5));
+    await compare(cpu.embedding(tc, ic, 2.5), cpu.embedding(tc, picked, 2.5));
   });
 
   it.each(["f32", "bf16", "f16"] as DType[])("embedding of a %s table", async (dtype) => {

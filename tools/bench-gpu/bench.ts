@@ -12,6 +12,7 @@ import { writeFileSync } from "node:fs";
 import type { Backend } from "../../src/engine/backend.js";
 import type { Tensor } from "../../src/engine/tensor.js";
 import type { WebGpuBackend, WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
 
 interface Args {
@@ -60,6 +61,8 @@ async function greedy(b: Backend, logits: Tensor): Promise<number> {
     return argmax(await logits.read());
   }
 }
+
+const SILENT = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
 
 function argmax(row: Float32Array): number {
   let best = 0;
@@ -114,7 +117,10 @@ interface ModelResult {
   weightBytes: number;
   loadSeconds: number;
   uploadGBps: number;
+  /** generate(): greedy, each step recorded while the device runs the previous one. */
   decodeTokS: number;
+  /** The step-by-step loop: forward, then read the pick, then the next forward. */
+  decodeSerialTokS: number;
   decodeSubmitEvery: number;
   decodeBySubmitInterval: Record<string, number>;
   decodeRecordMsPerToken: number;
@@ -147,19 +153,31 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     `${dir}: loaded in ${loadSeconds.toFixed(1)} s (upload ${uploadGBps.toFixed(2)} GB/s), ${(weightBytes / 1e9).toFixed(2)} GB`,
   );
 
-  // Decode: a short prompt, warm-up, then timed steps (forward + greedy pick on the device), with the
-  // backend's default submission policy and with a submit every N dispatches.
+  // Decode: a short prompt, warm-up, then timed steps through generate() (greedy: the next step is recorded
+  // from the token id on the device while the device runs the current one), and, for comparison, the
+  // step-by-step loop (forward, then read the greedy pick before recording the next step).
   const seq = model.newSequence();
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 31 + 7) % V);
   let next = await greedy(backend, await seq.forward(prompt, { logits: "last" }));
-  const steps = async (count: number) => {
-    let record = 0;
-    const t0 = performance.now();
-    for (let i = 0; i < count; i++) {
-      const r0 = performance.now();
-      const out = await seq.forward([next], { logits: "last" });
+  const forward = seq.forward.bind(seq);
+  let record = 0;
+  seq.forward = async (ids, options) => {
+    const r0 = performance.now();
+    try {
+      return await forward(ids, options);
+    } finally {
       record += performance.now() - r0;
-      next = await greedy(backend, out);
+    }
+  };
+  const steps = async (count: number, serial = false) => {
+    record = 0;
+    const t0 = performance.now();
+    if (serial) {
+      for (let i = 0; i < count; i++)
+        next = await greedy(backend, await seq.forward([next], { logits: "last" }));
+    } else {
+      for await (const chunk of generate(seq, SILENT, [next], { maxNewTokens: count }))
+        if (chunk.token) next = chunk.token.id;
     }
     return { tokS: count / ((performance.now() - t0) / 1000), recordMs: record / count };
   };
@@ -169,6 +187,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   const before = backend.stats();
   const byDefault = await steps(args.decode);
   const after = backend.stats();
+  const serial = await steps(args.decode, true);
   const defaultEvery = backend.submitEveryDispatches;
   // Submit intervals: after a read the interval ramps from `first` up to `every` (first = every: no ramp).
   const sweep: Record<string, number> = {};
@@ -185,7 +204,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   }
   backend.setSubmitEvery(defaultEvery);
   log(
-    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); by submit interval: ${Object.entries(
+    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (step by step: ${serial.tokS.toFixed(1)}; submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); by submit interval: ${Object.entries(
       sweep,
     )
       .map(([k, v]) => `${k === "0" ? "step" : k} ${v.toFixed(1)}`)
@@ -195,7 +214,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   backend.setSubmitEvery(0);
   backend.setTiming(true);
   const timed0 = backend.stats();
-  await steps(16);
+  await steps(16, true);
   await new Promise((r) => setTimeout(r, 100)); // let the last timestamp readbacks land
   const timed1 = backend.stats();
   backend.setSubmitEvery(defaultEvery);
@@ -239,6 +258,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     loadSeconds,
     uploadGBps,
     decodeTokS: byDefault.tokS,
+    decodeSerialTokS: serial.tokS,
     decodeSubmitEvery: defaultEvery,
     decodeBySubmitInterval: sweep,
     decodeRecordMsPerToken: byDefault.recordMs,

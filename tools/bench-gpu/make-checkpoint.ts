@@ -21,6 +21,8 @@ export const SHAPES: Record<string, LlamaShape> = {
   "8b": { hidden: 4096, inter: 14336, layers: 32, heads: 32, kvHeads: 8 },
   small: { hidden: 512, inter: 2048, layers: 8, heads: 8, kvHeads: 2 },
   tiny: { hidden: 256, inter: 512, layers: 2, heads: 8, kvHeads: 2 },
+  // The 1B shape's layer count and head grouping at a small width: its decode steps record the same dispatches.
+  tiny16: { hidden: 256, inter: 512, layers: 16, heads: 32, kvHeads: 8 },
 };
 
 export function vocabSize(tokenizerJson: string): number {

@@ -1,4 +1,5 @@
 import { buildRope, ropeParameters } from "../rope.js";
+import type { TokenIds } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import { type AttentionSpec, gatedActivation, gatedMlp, selfAttention } from "./blocks.js";
 import { attentionGeometry, type DecoderConfig } from "./config.js";
@@ -56,7 +57,7 @@ export class PreNormDecoder implements CausalLM {
     return { numKvHeads: this.attention.numKvHeads, headDim: this.attention.headDim };
   }
 
-  embed(ids: Int32Array, w: Weights, ctx: HeadContext): Tensor {
+  embed(ids: TokenIds, w: Weights, ctx: HeadContext): Tensor {
     return ctx.backend.embedding(w.get("model.embed_tokens.weight"), ids);
   }
 

@@ -1,4 +1,4 @@
-import type { Backend } from "../backend.js";
+import type { Backend, TokenIds } from "../backend.js";
 import type { KvLayer, KvLayerSpec } from "../kv/kv-store.js";
 import type { Tensor } from "../tensor.js";
 
@@ -46,7 +46,7 @@ export interface CausalLM {
   layerPrefix(index: number): string;
   /** KV cache geometry of layer i, or undefined when it keeps none. */
   kvSpec(index: number): KvLayerSpec | undefined;
-  embed(ids: Int32Array, weights: Weights, ctx: HeadContext): Tensor;
+  embed(ids: TokenIds, weights: Weights, ctx: HeadContext): Tensor;
   /** One block; async when it must read numbers back first (MoE routing) or fetch weights on demand. */
   layer(index: number, hidden: Tensor, weights: Weights, ctx: LayerContext): Tensor | Promise<Tensor>;
   /** Final norm + LM head: hidden [rows, hidden] → logits [rows, vocab]. */

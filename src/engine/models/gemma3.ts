@@ -2,6 +2,7 @@ import { z } from "zod";
 import { OllmError } from "../../errors.js";
 import { normedInput } from "../linear-fusion.js";
 import { buildRope, type RopeParameters } from "../rope.js";
+import type { TokenIds } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import {
   type AttentionSpec,
@@ -138,7 +139,7 @@ class Gemma3 implements CausalLM {
     return { numKvHeads: a.numKvHeads, headDim: a.headDim };
   }
 
-  embed(ids: Int32Array, w: Weights, ctx: HeadContext): Tensor {
+  embed(ids: TokenIds, w: Weights, ctx: HeadContext): Tensor {
     return ctx.backend.embedding(w.get(`${this.prefix}embed_tokens.weight`), ids, this.embedScale);
   }
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { buildRope, ropeParameters } from "../rope.js";
+import type { TokenIds } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import { type AttentionSpec, gatedActivation, gatedMlp, selfAttention } from "./blocks.js";
 import { attentionGeometry, decoderConfigSchema, parseConfig } from "./config.js";
@@ -86,7 +87,7 @@ class Qwen3Next implements CausalLM {
     return { numKvHeads: this.attention.numKvHeads, headDim: this.attention.headDim };
   }
 
-  embed(ids: Int32Array, w: Weights, ctx: HeadContext): Tensor {
+  embed(ids: TokenIds, w: Weights, ctx: HeadContext): Tensor {
     return ctx.backend.embedding(w.get("model.embed_tokens.weight"), ids);
   }
 

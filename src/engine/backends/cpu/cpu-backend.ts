@@ -9,6 +9,7 @@ import type {
   LinearPart,
   RopeOptions,
   RopeSpec,
+  TokenIds,
 } from "../../backend.js";
 import { normedInput, unfusedLinear } from "../../linear-fusion.js";
 import { topKRowsHost } from "../../topk.js";
@@ -70,6 +71,13 @@ export class CpuTensor implements Tensor {
   }
 }
 
+/** The first value of each row as an integer (token ids kept in a tensor, see `TokenIds`). */
+function firstColumn(t: CpuTensor): Int32Array {
+  const [rows, cols] = rowsOf(t);
+  const values = f32(t);
+  return Int32Array.from({ length: rows }, (_, r) => values[r * cols]);
+}
+
 function cpu(t: Tensor): CpuTensor {
   if (!(t instanceof CpuTensor))
     throw new OllmError("INTERNAL", "CPU backend was given a tensor of another backend");
@@ -112,7 +120,8 @@ export class CpuBackend implements Backend {
     return new CpuTensor(shape, "f32", new Float32Array(numel(shape)));
   }
 
-  embedding(table: Tensor, ids: Int32Array, scale = 1): Tensor {
+  embedding(table: Tensor, tokenIds: TokenIds, scale = 1): Tensor {
+    const ids = tokenIds instanceof Int32Array ? tokenIds : firstColumn(cpu(tokenIds));
     const t = cpu(table);
     const [vocab, dim] = rowsOf(t);
     const out = new Float32Array(ids.length * dim);

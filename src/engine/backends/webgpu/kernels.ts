@@ -295,16 +295,17 @@ ${MAIN_1D}
 }
 
 /** Embedding rows of one table segment [rowStart, rowStart + rows). */
-function embeddingKernelImpl(table: DType): KernelSource {
+/** Rows of T picked by ids: host integers, or the first value of each row of a device tensor (TokenIds). */
+function embeddingKernelImpl(table: DType, deviceIds: boolean): KernelSource {
   return build(
-    `embedding:${table}`,
-    [...u32s("n", "dim", "to", "rowStart", "rows", "io", "yo"), ["scale", "f32"]],
-    [r("T", table), host("I"), w("Y")],
+    `embedding:${table}:${deviceIds}`,
+    [...u32s("n", "dim", "to", "rowStart", "rows", "io", "yo", "istride"), ["scale", "f32"]],
+    [r("T", table), deviceIds ? rf("I") : host("I"), w("Y")],
     `${loader("T", table)}
 ${MAIN_1D}
   if (i >= p.n) { return; }
   let row = i / p.dim; let c = i % p.dim;
-  let id = I[p.io + row];
+  let id = ${deviceIds ? "u32(I[p.io + row * p.istride])" : "I[p.io + row]"};
   if (id < p.rowStart || id >= p.rowStart + p.rows) { return; }
   Y[p.yo + i] = T_at(p.to + (id - p.rowStart) * p.dim + c) * p.scale;
 }`,

@@ -10,6 +10,7 @@ import type {
   LinearPart,
   RopeOptions,
   RopeSpec,
+  TokenIds,
 } from "../../backend.js";
 import { normedInput, unfusedLinear } from "../../linear-fusion.js";
 import { checkTopK } from "../../topk.js";
@@ -243,6 +244,7 @@ function paddedBytes(elements: number, dtype: DType): number {
  * in the kernels; activations are f32.
  */
 export class WebGpuBackend implements Backend {
+  readonly queued = true;
   readonly name = "webgpu";
   private readonly device: GPUDevice;
   private readonly pool: BufferPool;
@@ -579,21 +581,37 @@ export class WebGpuBackend implements Backend {
 
   // ---------------------------------------------------------------- ops
 
-  embedding(table: Tensor, ids: Int32Array, scale = 1): Tensor {
+  embedding(table: Tensor, ids: TokenIds, scale = 1): Tensor {
     const t = this.gpuTensor(table);
     const [vocab, dim] = rowsOf(t);
-    for (const id of ids)
-      if (!(id >= 0 && id < vocab))
-        throw new OllmError("INVALID_ARGUMENT", `token id ${id} is outside the vocabulary (0..${vocab - 1})`);
-    const out = this.alloc([ids.length, dim]);
-    const n = ids.length * dim;
+    let list: Binding;
+    let count: number;
+    let io = 0;
+    let stride = 1;
+    if (ids instanceof Int32Array) {
+      for (const id of ids)
+        if (!(id >= 0 && id < vocab))
+          throw new OllmError(
+            "INVALID_ARGUMENT",
+            `token id ${id} is outside the vocabulary (0..${vocab - 1})`,
+          );
+      list = this.hostInt32(ids);
+      count = ids.length;
+    } else {
+      const it = this.gpuTensor(ids);
+      if (it.dtype !== "f32") throw new OllmError("INTERNAL", `embedding: ids tensor of ${it.dtype}`);
+      [count, stride] = rowsOf(it);
+      list = it.one.buffer;
+      io = it.one.offset;
+    }
+    const out = this.alloc([count, dim]);
+    const n = count * dim;
     if (n === 0) return out;
-    const list = this.hostInt32(ids);
     for (const seg of t.segments) {
       this.run1d(
-        K.embeddingKernel(t.dtype),
+        K.embeddingKernel(t.dtype, !(ids instanceof Int32Array)),
         [seg.buffer, list, out.one.buffer],
-        [n, dim, seg.offset, seg.unitStart, seg.units, 0, out.one.offset, scale],
+        [n, dim, seg.offset, seg.unitStart, seg.units, io, out.one.offset, stride, scale],
         n,
       );
     }
