@@ -88,6 +88,29 @@ run("generate on WebGPU runs a step ahead and drops it when generation ends", ()
     await expectConsistent(seq, ids);
   });
 
+  it("no mid-step submit while a read is in flight (the device has queued work)", async () => {
+    const often = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu", submitEvery: 2 });
+    try {
+      const backend = often.backend as WebGpuBackend;
+      const seq = often.newSequence();
+      const submits = async (withReadInFlight: boolean) => {
+        const logits = await seq.forward(prompt, { logits: "last" });
+        const read = withReadInFlight ? logits.read() : undefined;
+        const before = backend.stats().submits;
+        const next = await seq.forward([want[0]], { logits: "last" });
+        const count = backend.stats().submits - before;
+        await read;
+        await next.read();
+        seq.reset();
+        return count;
+      };
+      expect(await submits(false)).toBeGreaterThan(2);
+      expect(await submits(true)).toBe(0);
+    } finally {
+      await often.close();
+    }
+  });
+
   it("a stop id drops the step recorded ahead", async () => {
     const { ids, seq } = await run({ maxNewTokens: 8, stopTokenIds: [want[3]] });
     expect(ids).toEqual(want.slice(0, 4));

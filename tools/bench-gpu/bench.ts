@@ -189,7 +189,8 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   const after = backend.stats();
   const serial = await steps(args.decode, true);
   const defaultEvery = backend.submitEveryDispatches;
-  // Submit intervals: after a read the interval ramps from `first` up to `every` (first = every: no ramp).
+  // Submit intervals of the step-by-step loop (generate() records while a read is in flight, and the backend
+  // does not submit mid-step then): after a read the interval ramps from `first` up to `every`.
   const sweep: Record<string, number> = {};
   for (const [every, first] of [
     [0, 1],
@@ -199,12 +200,12 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     [128, 1],
   ]) {
     backend.setSubmitEvery(every, first);
-    await steps(4);
-    sweep[every === 0 ? "0" : `${every}/${first}`] = (await steps(args.decode)).tokS;
+    await steps(4, true);
+    sweep[every === 0 ? "0" : `${every}/${first}`] = (await steps(args.decode, true)).tokS;
   }
   backend.setSubmitEvery(defaultEvery);
   log(
-    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (step by step: ${serial.tokS.toFixed(1)}; submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); by submit interval: ${Object.entries(
+    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (step by step: ${serial.tokS.toFixed(1)}; default submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); step by step by submit interval: ${Object.entries(
       sweep,
     )
       .map(([k, v]) => `${k === "0" ? "step" : k} ${v.toFixed(1)}`)

@@ -3,7 +3,8 @@
 #   carry [".bench", ".bench-build"]; command: bash tools/bench-gpu/device.sh
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
 # LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part,
-# SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles
+# SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles, HOST=0
+# the host-time profiles of a decode step
 # (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
@@ -48,6 +49,13 @@ for m in m1b m8b; do
   timeout 60 node .bench-build/tools/bench-gpu/dispatch-profile.js "$W/$m" 16 "$OUT/profile-$m.json" 2>&1 | grep -v -i "egl\|^ *at \|While" | head -40
 done
 echo "[$(elapsed) s] dispatch profiles done"
+# Host time of a decode step per backend method, and a CPU profile of it (the fast Dawn toggles).
+for m in m1b m8b; do
+  [ "${HOST:-1}" = 0 ] && break
+  OLLM_DAWN_TOGGLES=allow_unsafe_apis,disable_robustness,skip_validation timeout 60 node --cpu-prof --cpu-prof-dir="$OUT/cpuprof-$m" \
+    .bench-build/tools/bench-gpu/host-cost.js "$W/$m" 64 "$OUT/host-$m.json" 2>&1 | grep -v -i "egl\|^ *at \|While"
+done
+echo "[$(elapsed) s] host profiles done"
 
 if [ "${HF_GPU:-1}" != 0 ]; then
   PYTHONUNBUFFERED=1 timeout 100 python3 tools/bench-gpu/hf_bench.py "$W/m1b" "$W/m8b" > "$OUT/hf.json"

@@ -186,6 +186,15 @@ interface Span {
   end: number;
 }
 
+/** One readback copy of `readTensor`: a chunk of a segment's bytes in a MAP_READ buffer. */
+interface ReadJob {
+  seg: Segment;
+  start: number;
+  bytes: number;
+  skip: number;
+  staging: GPUBuffer;
+}
+
 function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
   for (const x of a)
     for (const y of b) if (x.buffer === y.buffer && x.start < y.end && y.start < x.end) return true;
@@ -477,7 +486,7 @@ export class WebGpuBackend implements Backend {
     const bpe = DTYPE_BYTES[t.dtype];
     const unit = numel(t.shape) / Math.max(1, t.shape[0] ?? 1);
     const out = new Float32Array(numel(t.shape));
-    const jobs: { seg: Segment; start: number; bytes: number; skip: number; staging: GPUBuffer }[] = [];
+    const jobs: ReadJob[] = [];
     for (const seg of t.segments) {
       const elements = seg.units * unit;
       if (elements === 0) continue;
@@ -494,6 +503,22 @@ export class WebGpuBackend implements Backend {
       }
     }
     this.flush();
+    this.readsInFlight++;
+    try {
+      return await this.gather(t, jobs, out, unit, bpe);
+    } finally {
+      this.readsInFlight--;
+    }
+  }
+
+  /** The mapped readback copies of `readTensor`, widened into `out`. */
+  private async gather(
+    t: WebGpuTensor,
+    jobs: ReadJob[],
+    out: Float32Array<ArrayBuffer>,
+    unit: number,
+    bpe: number,
+  ): Promise<Float32Array> {
     // Gather each segment's raw bytes, then widen.
     let written = 0;
     let current: Segment | undefined;
@@ -1864,7 +1889,7 @@ export class WebGpuBackend implements Backend {
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
     if (this.profiler) this.endPass();
-    if (this.submitEvery > 0 && ++this.sinceSubmit >= this.submitAt) {
+    if (this.submitEvery > 0 && this.readsInFlight === 0 && ++this.sinceSubmit >= this.submitAt) {
       const next = Math.min(this.submitEvery, this.submitAt * 2);
       this.flush();
       this.submitAt = next;
@@ -1873,7 +1898,9 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
-   * step). Lets the GPU start on a long step while the rest is still being recorded. After a read (the GPU
+   * step). Lets the GPU start on a long step while the rest is still being recorded. Not while a read is in
+   * flight: the GPU then has queued work up to that read (generation records the next step while the
+   * current one runs), and a submit costs the host ~0.1 ms. After a read (the GPU
    * then idles until the next submit) the first submit comes after `first` dispatches and the interval
    * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded.
    */
@@ -1890,6 +1917,8 @@ export class WebGpuBackend implements Backend {
 
   private submitEvery = 0;
   private submitFirst = FIRST_SUBMIT;
+  /** Reads submitted whose results have not come back yet. */
+  private readsInFlight = 0;
   /** Dispatches since the last submit that trigger the next one (ramps from submitFirst to submitEvery). */
   private submitAt = 0;
   private sinceSubmit = 0;
