@@ -4,7 +4,7 @@
  * attention-decode.test.ts.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import { type GatedActivation, TOPK_MAX } from "../../src/engine/backend.js";
+import { type Backend, type GatedActivation, TOPK_MAX } from "../../src/engine/backend.js";
 import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { buildRope } from "../../src/engine/rope.js";
 import type { DType, Tensor } from "../../src/engine/tensor.js";
@@ -225,6 +225,60 @@ run("fused WebGPU ops match the CPU backend", () => {
       await compare(ra, cpu.rope(qc, positions, spec, { headDim: 16, rotaryDim: 8 }));
       await compare(rb, cpu.rope(qc, other, spec, { headDim: 16, rotaryDim: 8 }));
       expect(g.stats().dispatches - d2).toBe(2);
+    });
+
+    it("rope of q and k and the KV append of the roped k and of v are one dispatch", async () => {
+      const spec = buildRope({ rope_theta: 10000 } as never, 16, 4096);
+      const positions = Int32Array.from([7, 8]);
+      const [qc, qg] = pair(g, random(2 * 64, 161), [2, 64]);
+      const [kc, kg] = pair(g, random(2 * 32, 162), [2, 32]);
+      const [vc, vg] = pair(g, random(2 * 32, 163), [2, 32]);
+      const o = { headDim: 16 };
+      /** rope q, rope k, then `append` on both backends; the dispatches it took on the GPU. */
+      const run = async (append: (b: Backend, k: Tensor, v: Tensor, kv: Tensor[]) => void) => {
+        const kvG = [g.zeros([6, 32]), g.zeros([6, 32])];
+        const kvC = [cpu.zeros([6, 32]), cpu.zeros([6, 32])];
+        await kvG[1].read();
+        const d0 = g.stats().dispatches;
+        const rq = g.rope(qg, positions, spec, o);
+        const rk = g.rope(kg, positions, spec, o);
+        append(g, rk, vg, kvG);
+        const rkc = cpu.rope(kc, positions, spec, o);
+        append(cpu, rkc, vc, kvC);
+        await compare(kvG[0], kvC[0]);
+        await compare(kvG[1], kvC[1]);
+        await compare(rq, cpu.rope(qc, positions, spec, o));
+        await compare(rk, rkc);
+        return g.stats().dispatches - d0;
+      };
+      // The KV append as the KV store does it: one dispatch for everything.
+      expect(
+        await run((b, k, v, kv) => {
+          b.writeRows(kv[0], 3, k);
+          b.writeRows(kv[1], 3, v);
+        }),
+      ).toBe(1);
+      // Only k appended before another op: the rope pair stores k into the cache, then the op and the copy.
+      expect(
+        await run((b, k, v, kv) => {
+          b.writeRows(kv[0], 1, k);
+          b.writeRows(kv[1], 0, b.add(v, v));
+        }),
+      ).toBe(3);
+      // Part of k only: not joined (rope pair, then the copies paired).
+      expect(
+        await run((b, k, v, kv) => {
+          b.writeRows(kv[0], 0, b.sliceRows(k, 1, 1));
+          b.writeRows(kv[1], 0, v);
+        }),
+      ).toBe(3);
+      // A "v" copy that reads the roped k depends on the held pair: it runs after it.
+      expect(
+        await run((b, k, _v, kv) => {
+          b.writeRows(kv[0], 0, k);
+          b.writeRows(kv[1], 2, k);
+        }),
+      ).toBe(2);
     });
 
     it("dependent copies keep their order (read after write, write after write, write after read)", async () => {

@@ -495,16 +495,21 @@ ${MAIN_1D}
 }
 
 /**
- * Rope of two tensors with the same rows (q and k of one layer) from one cos/sin table, in one dispatch:
- * threads [0, n0) rotate X0 into Y0, threads [n0, n0 + n1) X1 into Y1.
+ * Rope of two tensors with the same rows (q and k of one layer) from one cos/sin table, and the KV append,
+ * in one dispatch: threads [0, n0) rotate X0 into Y0, threads [n0, n0 + n1) X1 into Y1 (and, with `kCopy`,
+ * into KC at ko: the k cache rows), threads [n0 + n1, n0 + n1 + n2) copy S2 (v) into VC.
  */
-function ropePairKernelImpl(x0: DType, x1: DType): KernelSource {
+function ropeKvKernelImpl(x0: DType, x1: DType, kCopy: boolean, v: DType): KernelSource {
   return build(
-    `rope2:${x0}:${x1}`,
-    u32s("n0", "width0", "xo0", "yo0", "n1", "width1", "xo1", "yo1", "headDim", "half", "rot", "to", "so"),
-    [r("X0", x0), r("X1", x1), host("T", "f32"), w("Y0"), w("Y1")],
+    `ropekv:${x0}:${x1}:${kCopy}:${v}`,
+    [
+      ...u32s("n0", "width0", "xo0", "yo0", "n1", "width1", "xo1", "yo1", "headDim", "half", "rot", "to", "so"),
+      ...u32s("ko", "n2", "vso", "vo"),
+    ],
+    [r("X0", x0), r("X1", x1), host("T", "f32"), w("Y0"), w("Y1"), w("KC"), r("S2", v), w("VC")],
     `${loader("X0", x0)}
 ${loader("X1", x1)}
+${loader("S2", v)}
 fn rotated(row: u32, d: u32, x: f32, partner: f32) -> f32 {
   if (d < p.half) { let t = row * p.half + d; return x * T[p.to + t] - partner * T[p.so + t]; }
   if (d < p.rot) { let t = row * p.half + d - p.half; return x * T[p.to + t] + partner * T[p.so + t]; }
@@ -521,7 +526,11 @@ ${MAIN_1D}
     let d = (j % p.width1) % p.headDim;
     var partner = 0.0;
     if (d < p.half) { partner = X1_at(p.xo1 + j + p.half); } else if (d < p.rot) { partner = X1_at(p.xo1 + j - p.half); }
-    Y1[p.yo1 + j] = rotated(j / p.width1, d, X1_at(p.xo1 + j), partner);
+    let y = rotated(j / p.width1, d, X1_at(p.xo1 + j), partner);
+    Y1[p.yo1 + j] = y;${kCopy ? "\n    KC[p.ko + j] = y;" : ""}
+  } else if (i < p.n0 + p.n1 + p.n2) {
+    let j = i - p.n0 - p.n1;
+    VC[p.vo + j] = S2_at(p.vso + j);
   }
 }`,
   );
@@ -880,7 +889,7 @@ export const rmsNormKernel = memo(rmsNormKernelImpl);
 export const addRmsNormKernel = memo(addRmsNormKernelImpl);
 export const topKKernel = memo(topKKernelImpl);
 export const ropeKernel = memo(ropeKernelImpl);
-export const ropePairKernel = memo(ropePairKernelImpl);
+export const ropeKvKernel = memo(ropeKvKernelImpl);
 export const gemmKernel = memo(gemmKernelImpl);
 export const gemvTransposedKernel = memo(gemvTransposedKernelImpl);
 export const mxfp4Kernel = memo(mxfp4KernelImpl);

@@ -195,6 +195,82 @@ interface ReadJob {
   staging: GPUBuffer;
 }
 
+/** Parameter slots of the rope + KV append kernel (K.ropeKvKernel). */
+const ROPE_KV = { yo1: 7, ko: 13, n2: 14, vso: 15, vo: 16 } as const;
+
+/**
+ * The rope pair of `a` (q) and `b` (k), held as a rope + KV append dispatch with nothing appended yet
+ * (n2 = 0, the k cache copy into an unused spare buffer) until the append's copies arrive.
+ */
+function ropePair(a: Deferred, b: Deferred, spare: GPUBuffer): Deferred {
+  // [n, width, headDim, half, rot, xo, yo, to, so] each; the table and head layout are shared.
+  const [n0, w0, headDim, half, rot, xo0, yo0, to, so] = a.params;
+  const [n1, w1, , , , xo1, yo1] = b.params;
+  return {
+    kind: "ropePair",
+    key: "",
+    dtype: a.dtype,
+    dtype1: b.dtype,
+    src: K.ropeKvKernel(a.dtype, b.dtype, false, "f32"),
+    bindings: [a.bindings[0], b.bindings[0], a.bindings[1], a.bindings[2], b.bindings[2], spare, spare, spare],
+    params: [n0, w0, xo0, yo0, n1, w1, xo1, yo1, headDim, half, rot, to, so, 0, 0, 0, 0],
+    n: a.n + b.n,
+    reads: [...a.reads, ...b.reads],
+    writes: [...a.writes, ...b.writes],
+  };
+}
+
+/** A contiguous copy (rows of one width, source and destination rows adjacent). */
+function contiguous(copy: Deferred): boolean {
+  const [, cols, , ss, , ys] = copy.params;
+  return ss === cols && ys === cols && copy.dtype === "f32";
+}
+
+/** Whether `copy` copies all of the pair's k output (and writes nothing the pair touches). */
+function copiesSecondOutput(pair: Deferred, copy: Deferred): boolean {
+  const [n, , so] = copy.params;
+  return (
+    contiguous(copy) &&
+    copy.bindings[0] === pair.bindings[4] &&
+    so === pair.params[ROPE_KV.yo1] &&
+    n === pair.params[4] &&
+    !overlaps(pair.reads, copy.writes) &&
+    !overlaps(pair.writes, copy.writes)
+  );
+}
+
+function isVCopy(copy: Deferred): boolean {
+  return copy.kind === "copy" && contiguous(copy);
+}
+
+/** The pair also stores k where `copy` would have copied it. */
+function withKCopy(pair: Deferred, copy: Deferred): Deferred {
+  const bindings = [...pair.bindings];
+  bindings[5] = copy.bindings[1];
+  const params = [...pair.params];
+  params[ROPE_KV.ko] = copy.params[4];
+  return {
+    ...pair,
+    kind: "ropeKv",
+    src: K.ropeKvKernel(pair.dtype, pair.dtype1 ?? pair.dtype, true, "f32"),
+    bindings,
+    params,
+    writes: [...pair.writes, ...copy.writes],
+  };
+}
+
+/** The held rope + k append also copies v (`copy`). */
+function withVCopy(held: Deferred, copy: Deferred): void {
+  const [n, , so, , yo] = copy.params;
+  held.bindings[6] = copy.bindings[0];
+  held.bindings[7] = copy.bindings[1];
+  held.params[ROPE_KV.n2] = n;
+  held.params[ROPE_KV.vso] = so;
+  held.params[ROPE_KV.vo] = yo;
+  held.n += n;
+  held.src = K.ropeKvKernel(held.dtype, held.dtype1 ?? held.dtype, true, copy.dtype);
+}
+
 function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
   for (const x of a)
     for (const y of b) if (x.buffer === y.buffer && x.start < y.end && y.start < x.end) return true;
@@ -206,11 +282,13 @@ function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
  * in the same dispatch (the k and v copies of a KV append; the ropes of q and k).
  */
 interface Deferred {
-  kind: "copy" | "rope";
+  /** "ropePair" and "ropeKv" are rope pairs held for a KV append to join (see `defer`). */
+  kind: "copy" | "rope" | "ropePair" | "ropeKv";
   /** Ops with different keys never pair (the rope's table and head layout). */
   key: string;
-  /** Input dtype (the paired kernels take one per op). */
+  /** Input dtype (the paired kernels take one per op), and the second op's of a held rope pair. */
   dtype: DType;
+  dtype1?: DType;
   /** The op alone: kernel, bindings, parameters, threads. */
   src: K.KernelSource;
   bindings: Binding[];
@@ -1462,39 +1540,41 @@ export class WebGpuBackend implements Backend {
   }
 
   /**
-   * Records `op`, or holds it back: a held copy (rope) and a following independent copy (rope) of the same
-   * key become one dispatch; anything else records the held op first (see `dispatch`), so order is kept.
+   * Records `op`, or holds it back so the next ops can join its dispatch: a held copy (rope) and a following
+   * independent copy (rope) of the same key become one dispatch. A rope pair (q and k of a layer) is held
+   * too: a following contiguous copy of its k output (the KV append) is done by the rope threads as they
+   * store k, and the next independent contiguous copy (v) joins them, so rope and KV append are one
+   * dispatch. Anything else records the held op first (see `dispatch`), so order is kept.
    */
   private defer(op: Deferred): void {
     const held = this.held;
-    if (
-      held &&
-      held.kind === op.kind &&
-      held.key === op.key &&
+    const independent =
+      held !== undefined &&
       !overlaps(held.writes, op.reads) &&
       !overlaps(held.writes, op.writes) &&
-      !overlaps(held.reads, op.writes)
-    ) {
+      !overlaps(held.reads, op.writes);
+    if (held && independent && held.kind === op.kind && held.key === op.key) {
       this.held = undefined;
-      const [a, b] = [held, op];
       if (op.kind === "copy") {
         this.run1d(
-          K.copyPairKernel(a.dtype, b.dtype),
-          [a.bindings[0], a.bindings[1], b.bindings[0], b.bindings[1]],
-          [...a.params, ...b.params],
-          a.n + b.n,
+          K.copyPairKernel(held.dtype, op.dtype),
+          [held.bindings[0], held.bindings[1], op.bindings[0], op.bindings[1]],
+          [...held.params, ...op.params],
+          held.n + op.n,
         );
-      } else {
-        // [n, width, headDim, half, rot, xo, yo, to, so] each; the table and head layout are shared.
-        const [n0, w0, headDim, half, rot, xo0, yo0, to, so] = a.params;
-        const [n1, w1, , , , xo1, yo1] = b.params;
-        this.run1d(
-          K.ropePairKernel(a.dtype, b.dtype),
-          [a.bindings[0], b.bindings[0], a.bindings[1], a.bindings[2], b.bindings[2]],
-          [n0, w0, xo0, yo0, n1, w1, xo1, yo1, headDim, half, rot, to, so],
-          a.n + b.n,
-        );
+        return;
       }
+      this.held = ropePair(held, op, this.dummyBuffer());
+      return;
+    }
+    if (held?.kind === "ropePair" && op.kind === "copy" && copiesSecondOutput(held, op)) {
+      this.held = withKCopy(held, op);
+      return;
+    }
+    if (held?.kind === "ropeKv" && held.params[ROPE_KV.n2] === 0 && independent && isVCopy(op)) {
+      this.held = undefined;
+      withVCopy(held, op);
+      this.run1d(held.src, held.bindings, held.params, held.n);
       return;
     }
     if (held) this.recordHeld();
