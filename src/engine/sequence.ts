@@ -104,10 +104,8 @@ export class Sequence {
     const hidden = layerMajor ? await this.layerMajor(chunks) : await this.tokenMajor(chunks, options);
     if (layerMajor) {
       if (options.logits === "last") {
-        const last = hidden[hidden.length - 1];
-        const row = this.backend.sliceRows(last, last.shape[0] - 1, 1);
-        for (const h of hidden) h.dispose();
-        return this.headOf(row);
+        for (const h of hidden.slice(0, -1)) h.dispose();
+        return this.headOf(this.lastRow(hidden[hidden.length - 1]));
       }
       return this.concatRows(hidden.map((h) => this.headOf(h)));
     }
@@ -170,11 +168,8 @@ export class Sequence {
       }
       this.position += count;
       if (options.logits === "all") parts.push(this.headOf(hidden));
-      else if (c === chunks.length - 1) {
-        const row = this.backend.sliceRows(hidden, count - 1, 1);
-        hidden.dispose();
-        parts.push(this.headOf(row));
-      } else hidden.dispose();
+      else if (c === chunks.length - 1) parts.push(this.headOf(this.lastRow(hidden)));
+      else hidden.dispose();
     }
     return parts;
   }
@@ -246,6 +241,15 @@ export class Sequence {
 
   private positionsOf(rows: number): Int32Array {
     return Int32Array.from({ length: rows }, (_, j) => this.position + j);
+  }
+
+  /** The last row of `hidden` (itself when it has one row; else a copy, and `hidden` is freed). */
+  private lastRow(hidden: Tensor): Tensor {
+    const rows = hidden.shape[0];
+    if (rows === 1) return hidden;
+    const row = this.backend.sliceRows(hidden, rows - 1, 1);
+    hidden.dispose();
+    return row;
   }
 
   /** Logits of `hidden`, which is freed (with the head's intermediates, in a backend scope). */

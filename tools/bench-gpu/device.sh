@@ -4,7 +4,7 @@
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
 # LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part,
 # SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles, HOST=0
-# the host-time profiles of a decode step
+# the host-time profiles of a decode step, GEMM=0 the prefill GEMM probe
 # (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
@@ -38,6 +38,12 @@ node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m8b" 8b "$TOK"
 GGUF=$!
 echo "[$(elapsed) s] checkpoints written"
 
+# Prefill GEMM variants against the previous kernel (raw dispatches, fast Dawn toggles).
+if [ "${GEMM:-1}" != 0 ]; then
+  OLLM_DAWN_TOGGLES=allow_unsafe_apis,disable_robustness,skip_validation timeout 120 \
+    node .bench-build/tools/bench-gpu/gemm-probe.js --json "$OUT/gemm.json" 2>&1 | grep -v -i "egl\|^ *at \|While"
+  echo "[$(elapsed) s] gemm probe done"
+fi
 timeout 200 node .bench-build/tools/bench-gpu/bench.js --json "$OUT/ours.json" "$W/m1b" "$W/m8b"
 echo "[$(elapsed) s] ours done (rc $?)"
 # The same with the product's default Dawn toggles (robustness and validation on).

@@ -596,7 +596,10 @@ export interface GemmVariant {
   bias: DType | undefined;
 }
 
-/** Tiled GEMM for prefill: 16×16 threads, each computing tm×tn outputs from workgroup-memory tiles. */
+/**
+ * The first tiled GEMM (16×16 threads, tm×tn outputs each, BK = 8, scalar weight loads): replaced by gemm.ts,
+ * kept as the baseline and reference of tools/bench-gpu/gemm-probe.ts.
+ */
 function gemmKernelImpl(v: GemmVariant): KernelSource {
   const BM = 16 * v.tm;
   const BN = 16 * v.tn;

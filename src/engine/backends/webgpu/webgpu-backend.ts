@@ -17,6 +17,7 @@ import { checkTopK } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
+import { gemmGrid, gemmVariant, tiledGemmKernel } from "./gemm.js";
 import { GEMV_BLOCK_ROWS, GEMV_MAX_PARTS, gemvBindings, gemvBlockKernel } from "./gemv.js";
 import { type DispatchProfile, DispatchProfiler } from "./profiler.js";
 import { attentionCombineKernel, attentionDecodeKernel, attentionPlan } from "./attention-kernels.js";
@@ -1648,13 +1649,13 @@ export class WebGpuBackend implements Backend {
       this.gemvBlock(x, [{ seg, dtype, n, no, ldy, bias, out }]);
       return;
     }
-    const big = rows >= 128 && n >= 128;
-    const tile = big ? 8 : 4;
+    const shared = this.gpu.limits.maxComputeWorkgroupStorageSize;
+    const v = gemmVariant(dtype, transposed, bias?.dtype, rows, n, k, seg.offset, shared);
     this.dispatch(
-      K.gemmKernel({ dtype, tm: tile, tn: tile, transposed, bias: bias?.dtype }),
+      tiledGemmKernel(v),
       bindings(x.one.buffer),
       [rows, n, k, x.one.offset, seg.offset, out.one.offset, no, bo, ldy, transposed ? ldy : k],
-      [Math.ceil(n / (16 * tile)), Math.ceil(rows / (16 * tile)), 1],
+      gemmGrid(v, rows, n),
     );
   }
 
