@@ -157,9 +157,10 @@ export async function* generate(
     return { delta, stopped: hit };
   };
 
-  // Let timers, I/O and signal handlers run between steps: CPU reads resolve as microtasks only.
+  // Let timers, I/O and signal handlers run between steps: CPU reads resolve as microtasks only (a queued
+  // backend's reads come back through the event loop, which already gave them their turn).
   const cancelled = async () => {
-    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (!seq.backend.queued) await new Promise<void>((resolve) => setImmediate(resolve));
     return options.signal?.aborted === true;
   };
   // On a queued backend (WebGPU) greedy decoding runs a step ahead: step n+1 is recorded from the token id

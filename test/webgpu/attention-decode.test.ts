@@ -219,20 +219,32 @@ run("WebGPU decode attention matches the CPU backend", () => {
 });
 
 describe("attentionPlan", () => {
+  const group = { targetWorkgroups: 128, maxQueries: 8 };
   it("splits short decode contexts into ~128 workgroups of whole 32-key blocks", () => {
-    expect(attentionPlan(1, 32, 8, 128, 128)).toEqual({ qBlock: 4, qBlocks: 1, chunk: 32, splits: 4 });
-    expect(attentionPlan(1, 32, 8, 128, 31)).toEqual({ qBlock: 4, qBlocks: 1, chunk: 32, splits: 1 });
-    expect(attentionPlan(1, 32, 8, 128, 1000)).toEqual({ qBlock: 4, qBlocks: 1, chunk: 64, splits: 16 });
+    expect(attentionPlan(1, 32, 8, 128, 128, group)).toEqual({ qBlock: 4, qBlocks: 1, chunk: 32, splits: 4 });
+    expect(attentionPlan(1, 32, 8, 128, 31, group)).toEqual({ qBlock: 4, qBlocks: 1, chunk: 32, splits: 1 });
+    expect(attentionPlan(1, 32, 8, 128, 1000, group)).toEqual({
+      qBlock: 4,
+      qBlocks: 1,
+      chunk: 64,
+      splits: 16,
+    });
     // Prefill: enough workgroups from the rows alone.
-    expect(attentionPlan(64, 32, 8, 128, 1000).splits).toBe(1);
+    expect(attentionPlan(64, 32, 8, 128, 1000, group).splits).toBe(1);
     // Long contexts: at most 64 splits.
-    expect(attentionPlan(1, 8, 1, 64, 100000).splits).toBe(64);
+    expect(attentionPlan(1, 8, 1, 64, 100000, group).splits).toBe(64);
   });
 
   it("cuts large groups into query blocks that fit workgroup memory", () => {
-    expect(attentionPlan(1, 64, 8, 64, 10)).toMatchObject({ qBlock: 8, qBlocks: 1 });
-    expect(attentionPlan(1, 16, 1, 128, 10)).toMatchObject({ qBlock: 8, qBlocks: 2 });
-    expect(attentionPlan(1, 8, 1, 256, 10)).toMatchObject({ qBlock: 4, qBlocks: 2 });
-    expect(attentionPlan(1, 71, 1, 64, 10)).toMatchObject({ qBlock: 8, qBlocks: 9 });
+    expect(attentionPlan(1, 64, 8, 64, 10, group)).toMatchObject({ qBlock: 8, qBlocks: 1 });
+    expect(attentionPlan(1, 16, 1, 128, 10, group)).toMatchObject({ qBlock: 8, qBlocks: 2 });
+    expect(attentionPlan(1, 8, 1, 256, 10, group)).toMatchObject({ qBlock: 4, qBlocks: 2 });
+    expect(attentionPlan(1, 71, 1, 64, 10, group)).toMatchObject({ qBlock: 8, qBlocks: 9 });
+  });
+
+  it("by default serves a whole GQA group per workgroup below 128-wide heads, one query head from 128", () => {
+    expect(attentionPlan(1, 32, 8, 64, 128)).toEqual(attentionPlan(1, 32, 8, 64, 128, group));
+    expect(attentionPlan(1, 32, 8, 128, 128)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 32, splits: 4 });
+    expect(attentionPlan(1, 32, 8, 128, 1000)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 128, splits: 8 });
   });
 });

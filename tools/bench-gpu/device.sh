@@ -4,7 +4,7 @@
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
 # LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part,
 # SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles, HOST=0
-# the host-time profiles of a decode step, GEMM=0 the prefill GEMM probe
+# the host-time profiles of a decode step, GEMM=0 the prefill GEMM probe, ATTN=0 the attention probe
 # (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
@@ -54,7 +54,14 @@ for m in m1b m8b; do
   [ "${PROFILE:-1}" = 0 ] && break
   timeout 60 node .bench-build/tools/bench-gpu/dispatch-profile.js "$W/$m" 16 "$OUT/profile-$m.json" 2>&1 | grep -v -i "egl\|^ *at \|While" | head -40
 done
+[ "${PROFILE:-1}" = 0 ] || timeout 60 node .bench-build/tools/bench-gpu/dispatch-profile.js "$W/m8b" 1 "$OUT/profile-prefill-m8b.json" 2048 2>&1 | grep -v -i "egl\|^ *at \|While" | head -30
 echo "[$(elapsed) s] dispatch profiles done"
+# Decode attention by context length and workgroup cut, and one prefill attention call.
+if [ "${ATTN:-1}" != 0 ]; then
+  OLLM_DAWN_TOGGLES=allow_unsafe_apis,disable_robustness,skip_validation timeout 120 \
+    node .bench-build/tools/bench-gpu/attention-probe.js --json "$OUT/attention.json" 2>&1 | grep -v -i "egl\|^ *at \|While"
+  echo "[$(elapsed) s] attention probe done"
+fi
 # Host time of a decode step per backend method, and a CPU profile of it (the fast Dawn toggles).
 for m in m1b m8b; do
   [ "${HOST:-1}" = 0 ] && break

@@ -4,14 +4,17 @@
  * per-step time of each kernel, their sum (busy) and the span of the step (busy + the gaps between
  * dispatches), and writes them as JSON.
  *
- *   node dispatch-profile.js MODEL_DIR [STEPS] [OUT_JSON]
+ * With PROMPT > 0, the profile is of one prefill of PROMPT tokens instead (STEPS is then 1).
+ *
+ *   node dispatch-profile.js MODEL_DIR [STEPS] [OUT_JSON] [PROMPT]
  */
 import { writeFileSync } from "node:fs";
 import type { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { loadModel } from "../../src/engine/model.js";
 
-const [dir, stepsArg, json] = process.argv.slice(2);
-const steps = Number(stepsArg ?? 16);
+const [dir, stepsArg, json, promptArg] = process.argv.slice(2);
+const prompt = Number(promptArg ?? 0);
+const steps = prompt > 0 ? 1 : Number(stepsArg ?? 16);
 const model = await loadModel(dir, { backend: "webgpu", stats: true });
 const backend = model.backend as WebGpuBackend;
 backend.setSubmitEvery(0);
@@ -24,8 +27,11 @@ const step = async () => {
 };
 await (await seq.forward([1, 2, 3, 4, 5, 6, 7, 8], { logits: "last" })).read();
 for (let i = 0; i < 8; i++) await step();
+const long = Array.from({ length: prompt }, (_, i) => (i * 131 + 17) % model.vocabSize);
+if (prompt > 0) await (await model.newSequence().forward(long.slice(0, 256), { logits: "last" })).read();
 backend.startProfile();
-for (let i = 0; i < steps; i++) await step();
+if (prompt > 0) await (await model.newSequence().forward(long, { logits: "last" })).read();
+else for (let i = 0; i < steps; i++) await step();
 const profile = await backend.stopProfile();
 await model.close();
 const perStep = (ms: number) => (ms / steps) * 1000;

@@ -4,7 +4,7 @@
  * query head. Its keys are walked in blocks of BLOCK with an online softmax; when one split covers every key
  * the workgroup normalises (with the sink logit) and writes the output itself, otherwise pass 2 combines the
  * splits. The number of splits is picked on the host (attentionPlan): short decode contexts are
- * latency-bound, so they are cut into small chunks until there are about TARGET_WORKGROUPS workgroups.
+ * latency-bound, so they are cut into small chunks until there are about as many workgroups as the tuning's target.
  *
  * Thread layouts inside a workgroup (WG threads, head width D = LANES vectors of VW floats):
  * - scoring: PARTS threads per key, each dotting every PARTS-th vector of the key row with the block's query
@@ -24,12 +24,31 @@ const WG = 256;
 const PARTS = 8;
 /** Keys scored per step: one per group of PARTS threads. */
 const BLOCK = WG / PARTS;
-/** Workgroups a call aims for: about one per SM of a large GPU (132 on an H200). */
-const TARGET_WORKGROUPS = 128;
-/** Most splits per call (pass 2 reads every split of a head). */
-const MAX_SPLITS = 64;
 /** Most query heads per workgroup (their running sums live in registers). */
 const MAX_QUERIES = 8;
+
+/**
+ * How a call is cut: the workgroups it aims for (about one per SM of a large GPU: 132 on an H200) and the
+ * most query heads one workgroup serves (fewer: more workgroups, each K/V row read by more of them).
+ */
+export interface AttentionTuning {
+  targetWorkgroups: number;
+  maxQueries: number;
+}
+
+/**
+ * The cut for head width `dim`, from the H200's attention probe (tools/bench-gpu/results/h200-2026-11-28g-attention.json):
+ * with 64-wide heads a workgroup serving the whole GQA group was fastest (8.5 µs at 128 keys); with 128-wide
+ * heads one query head per workgroup and twice the workgroups (26.5 against 35.4 µs at 128 keys, 114 against
+ * 131 at 4096): the group's running sums no longer fit the registers well.
+ */
+export function defaultAttentionTuning(dim: number): AttentionTuning {
+  return dim >= 128
+    ? { targetWorkgroups: 256, maxQueries: 1 }
+    : { targetWorkgroups: 128, maxQueries: MAX_QUERIES };
+}
+/** Most splits per call (pass 2 reads every split of a head). */
+const MAX_SPLITS = 64;
 /** Workgroup memory a kernel may use (the WebGPU default limit, and llvmpipe's). */
 const SHARED_BYTES = 16384;
 
@@ -84,13 +103,14 @@ export function attentionPlan(
   kvHeads: number,
   dim: number,
   kvLen: number,
+  tuning: AttentionTuning = defaultAttentionTuning(dim),
 ): AttentionPlan {
   const group = heads / kvHeads;
-  let most = MAX_QUERIES;
+  let most = Math.min(MAX_QUERIES, tuning.maxQueries);
   while (most > 1 && sharedBytes(dim, most) > SHARED_BYTES) most--;
   const qBlocks = Math.ceil(group / most);
   const qBlock = Math.ceil(group / qBlocks);
-  const wanted = Math.ceil(TARGET_WORKGROUPS / (rows * kvHeads * qBlocks));
+  const wanted = Math.ceil(tuning.targetWorkgroups / (rows * kvHeads * qBlocks));
   const splits = Math.max(1, Math.min(MAX_SPLITS, Math.ceil(kvLen / BLOCK), wanted));
   const chunk = BLOCK * Math.max(1, Math.ceil(kvLen / (splits * BLOCK)));
   return { qBlock, qBlocks, chunk, splits: Math.max(1, Math.ceil(kvLen / chunk)) };

@@ -503,7 +503,21 @@ function ropeKvKernelImpl(x0: DType, x1: DType, kCopy: boolean, v: DType): Kerne
   return build(
     `ropekv:${x0}:${x1}:${kCopy}:${v}`,
     [
-      ...u32s("n0", "width0", "xo0", "yo0", "n1", "width1", "xo1", "yo1", "headDim", "half", "rot", "to", "so"),
+      ...u32s(
+        "n0",
+        "width0",
+        "xo0",
+        "yo0",
+        "n1",
+        "width1",
+        "xo1",
+        "yo1",
+        "headDim",
+        "half",
+        "rot",
+        "to",
+        "so",
+      ),
       ...u32s("ko", "n2", "vso", "vo"),
     ],
     [r("X0", x0), r("X1", x1), host("T", "f32"), w("Y0"), w("Y1"), w("KC"), r("S2", v), w("VC")],

@@ -20,7 +20,12 @@ import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
 import { gemmGrid, gemmVariant, tiledGemmKernel } from "./gemm.js";
 import { GEMV_BLOCK_ROWS, GEMV_MAX_PARTS, gemvBindings, gemvBlockKernel } from "./gemv.js";
 import { type DispatchProfile, DispatchProfiler } from "./profiler.js";
-import { attentionCombineKernel, attentionDecodeKernel, attentionPlan } from "./attention-kernels.js";
+import {
+  type AttentionTuning,
+  attentionCombineKernel,
+  attentionDecodeKernel,
+  attentionPlan,
+} from "./attention-kernels.js";
 import * as K from "./kernels.js";
 import {
   ActivationHeap,
@@ -213,7 +218,16 @@ function ropePair(a: Deferred, b: Deferred, spare: GPUBuffer): Deferred {
     dtype: a.dtype,
     dtype1: b.dtype,
     src: K.ropeKvKernel(a.dtype, b.dtype, false, "f32"),
-    bindings: [a.bindings[0], b.bindings[0], a.bindings[1], a.bindings[2], b.bindings[2], spare, spare, spare],
+    bindings: [
+      a.bindings[0],
+      b.bindings[0],
+      a.bindings[1],
+      a.bindings[2],
+      b.bindings[2],
+      spare,
+      spare,
+      spare,
+    ],
     params: [n0, w0, xo0, yo0, n1, w1, xo1, yo1, headDim, half, rot, to, so, 0, 0, 0, 0],
     n: a.n + b.n,
     reads: [...a.reads, ...b.reads],
@@ -1163,7 +1177,14 @@ export class WebGpuBackend implements Backend {
     // as a second type).
     const out = this.allocApart([rows, numHeads * headDim], kt);
     if (rows === 0) return out;
-    const { qBlock, qBlocks, chunk, splits } = attentionPlan(rows, numHeads, numKvHeads, headDim, kvLength);
+    const { qBlock, qBlocks, chunk, splits } = attentionPlan(
+      rows,
+      numHeads,
+      numKvHeads,
+      headDim,
+      kvLength,
+      this.attentionTuning,
+    );
     const positions = this.positionsArray(o.queryPositions);
     const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
     // One split: the first pass normalises and writes the output itself (no partials, no second pass).
@@ -1990,6 +2011,16 @@ export class WebGpuBackend implements Backend {
     this.submitFirst = Math.max(1, Math.floor(first));
     this.submitAt = Math.min(this.submitEvery, this.submitFirst);
   }
+
+  /**
+   * How attention calls are cut into workgroups (benchmarks: tools/bench-gpu/attention-probe.ts); undefined:
+   * the default for the head width (defaultAttentionTuning).
+   */
+  tuneAttention(tuning: AttentionTuning | undefined): void {
+    this.attentionTuning = tuning;
+  }
+
+  private attentionTuning: AttentionTuning | undefined;
 
   /** The current submission interval (see setSubmitEvery). */
   get submitEveryDispatches(): number {
