@@ -189,26 +189,30 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   const after = backend.stats();
   const serial = await steps(args.decode, true);
   const defaultEvery = backend.submitEveryDispatches;
-  // Submit intervals of the step-by-step loop (generate() records while a read is in flight, and the backend
-  // does not submit mid-step then): after a read the interval ramps from `first` up to `every`.
+  // Submit intervals, after a read ramping from `first` up to `every`: of the step-by-step loop, and of
+  // generate() when the backend also submits while a read is in flight ("gen" rows; by default it does not).
   const sweep: Record<string, number> = {};
-  for (const [every, first] of [
-    [0, 1],
-    [32, 1],
-    [64, 4],
-    [64, 64],
-    [128, 1],
+  for (const [every, first, duringReads] of [
+    [0, 1, 0],
+    [32, 1, 0],
+    [64, 4, 0],
+    [64, 64, 0],
+    [128, 1, 0],
+    [32, 1, 1],
+    [64, 64, 1],
   ]) {
-    backend.setSubmitEvery(every, first);
-    await steps(4, true);
-    sweep[every === 0 ? "0" : `${every}/${first}`] = (await steps(args.decode, true)).tokS;
+    backend.setSubmitEvery(every, first, duringReads === 1);
+    const serialLoop = duringReads === 0;
+    await steps(4, serialLoop);
+    const name = every === 0 ? "step" : `${serialLoop ? "" : "gen "}${every}/${first}`;
+    sweep[name] = (await steps(args.decode, serialLoop)).tokS;
   }
   backend.setSubmitEvery(defaultEvery);
   log(
-    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (step by step: ${serial.tokS.toFixed(1)}; default submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); step by step by submit interval: ${Object.entries(
+    `  decode: ${byDefault.tokS.toFixed(1)} tok/s (step by step: ${serial.tokS.toFixed(1)}; default submit every ${defaultEvery || "step"}; record ${byDefault.recordMs.toFixed(2)} ms/token, ${((after.dispatches - before.dispatches) / args.decode).toFixed(0)} dispatches/token); by submit interval: ${Object.entries(
       sweep,
     )
-      .map(([k, v]) => `${k === "0" ? "step" : k} ${v.toFixed(1)}`)
+      .map(([k, v]) => `${k} ${v.toFixed(1)}`)
       .join(", ")}`,
   );
   // GPU time per step from timestamp queries, one submit per step (the queries cost a little).

@@ -1991,7 +1991,11 @@ export class WebGpuBackend implements Backend {
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
     if (this.profiler) this.endPass();
-    if (this.submitEvery > 0 && this.readsInFlight === 0 && ++this.sinceSubmit >= this.submitAt) {
+    if (
+      this.submitEvery > 0 &&
+      (this.readsInFlight === 0 || this.submitDuringReads) &&
+      ++this.sinceSubmit >= this.submitAt
+    ) {
       const next = Math.min(this.submitEvery, this.submitAt * 2);
       this.flush();
       this.submitAt = next;
@@ -2000,16 +2004,17 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
-   * step). Lets the GPU start on a long step while the rest is still being recorded. Not while a read is in
-   * flight: the GPU then has queued work up to that read (generation records the next step while the
-   * current one runs), and a submit costs the host ~0.1 ms. After a read (the GPU
+   * step). Lets the GPU start on a long step while the rest is still being recorded. After a read (the GPU
    * then idles until the next submit) the first submit comes after `first` dispatches and the interval
-   * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded.
+   * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded. Not
+   * while a read is in flight, unless `duringReads`: the GPU then has queued work up to that read
+   * (generation records the next step while the current one runs), and a submit costs the host ~0.1 ms.
    */
-  setSubmitEvery(n: number, first = FIRST_SUBMIT): void {
+  setSubmitEvery(n: number, first = FIRST_SUBMIT, duringReads = false): void {
     this.submitEvery = Math.max(0, Math.floor(n));
     this.submitFirst = Math.max(1, Math.floor(first));
     this.submitAt = Math.min(this.submitEvery, this.submitFirst);
+    this.submitDuringReads = duringReads;
   }
 
   /**
@@ -2031,6 +2036,7 @@ export class WebGpuBackend implements Backend {
   private submitFirst = FIRST_SUBMIT;
   /** Reads submitted whose results have not come back yet. */
   private readsInFlight = 0;
+  private submitDuringReads = false;
   /** Dispatches since the last submit that trigger the next one (ramps from submitFirst to submitEvery). */
   private submitAt = 0;
   private sinceSubmit = 0;
