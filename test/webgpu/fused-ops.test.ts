@@ -109,10 +109,11 @@ run("fused WebGPU ops match the CPU backend", () => {
     function weight(n: number, k: number, seed: number, dtype: DType): [Tensor, Tensor] {
       return pair(g, random(n * k, seed, 0.5), [n, k], dtype);
     }
-    /** Dispatches `op` records. */
-    function dispatches(op: () => unknown): number {
+    /** Dispatches `op` records (counted once recorded: the backend may hold an op back for the next). */
+    async function dispatches(op: () => unknown): Promise<number> {
       const before = g.stats().dispatches;
       op();
+      await g.sync();
       return g.stats().dispatches - before;
     }
 
@@ -137,7 +138,7 @@ run("fused WebGPU ops match the CPU backend", () => {
         const [bc, bg] = pair(g, random(n, seed + 3), [n]);
         const [rc, rg] = pair(g, random(rows * n, seed + 4, 2), [rows, n]);
         let got: Tensor | undefined;
-        const count = dispatches(() => {
+        const count = await dispatches(() => {
           got = g.linear(x.xg, wg, withBias ? bg : undefined, {
             norm: withNorm ? x.norm : undefined,
             residual: withResidual ? rg : undefined,
@@ -156,7 +157,7 @@ run("fused WebGPU ops match the CPU backend", () => {
       const weights = widths.map((n, i) => weight(n, k, 50 + i, "bf16"));
       let got: Tensor[] = [];
       expect(
-        dispatches(() => {
+        await dispatches(() => {
           got = g.linearMany(
             x.xg,
             weights.map(([, wg]) => ({ weight: wg })),
@@ -178,12 +179,63 @@ run("fused WebGPU ops match the CPU backend", () => {
       const [uc, ug] = weight(n, k, 71, "bf16");
       let got: Tensor | undefined;
       expect(
-        dispatches(() => {
+        await dispatches(() => {
           got = g.linearGated(x.xg, gg, ug, activation, undefined, undefined, { norm: x.norm });
         }),
       ).toBe(1);
       await compare(got as Tensor, cpu.linearGated(x.normed, gc, uc, activation), 1e-4);
     });
+
+    it.each([
+      // rows, head width, heads, KV heads, biases, input norm, rotary width, dispatches
+      [1, 16, 4, 2, false, true, 16, 1],
+      [1, 32, 2, 1, true, false, 32, 1],
+      [1, 8, 8, 8, true, true, 8, 1],
+      // Several rows: one output row per workgroup, so no rope pair in one; rope and KV append apart.
+      [3, 16, 4, 2, true, true, 16, 2],
+      // Partial rotary: not folded (rope and KV append in their own dispatch), same values.
+      [1, 16, 4, 2, false, true, 8, 2],
+    ] as const)(
+      "q/k/v GEMV, rope of q and k and the KV append fold into one dispatch (rows %i, head %i, %i:%i heads)",
+      async (rows, hd, heads, kvHeads, withBias, withNorm, rotary, expected) => {
+        const k = 64;
+        const x = input(rows, k, rows * 7 + hd, 0);
+        const widths = [heads * hd, kvHeads * hd, kvHeads * hd];
+        const weights = widths.map((n, i) => weight(n, k, 80 + i, "bf16"));
+        const biases = widths.map((n, i) => pair(g, random(n, 90 + i), [n]));
+        const spec = buildRope({ rope_theta: 10000 } as never, rotary, 4096);
+        const positions = Int32Array.from({ length: rows }, (_, i) => 5 + i);
+        const o = { headDim: hd, rotaryDim: rotary };
+        const layer = (
+          b: Backend,
+          xin: Tensor,
+          side: 0 | 1,
+          norm: typeof x.norm | undefined,
+          kv: Tensor[],
+        ) => {
+          const parts = weights.map((w, i) => ({
+            weight: w[side],
+            bias: withBias ? biases[i][side] : undefined,
+          }));
+          const [q, kk, v] = b.linearMany(xin, parts, { norm });
+          const rq = b.rope(q, positions, spec, o);
+          const rk = b.rope(kk, positions, spec, o);
+          b.writeRows(kv[0], 2, rk);
+          b.writeRows(kv[1], 2, v);
+          return [q, kk, v, rq, rk, ...kv];
+        };
+        const kvG = [g.zeros([8, widths[1]]), g.zeros([8, widths[2]])];
+        await kvG[1].read();
+        const before = g.stats().dispatches;
+        const gotG = layer(g, x.xg, 1, withNorm ? x.norm : undefined, kvG);
+        await g.sync();
+        const counted = g.stats().dispatches - before;
+        const xc = withNorm ? x.normed : await cpuCopy(x.xg);
+        const gotC = layer(cpu, xc, 0, undefined, [cpu.zeros([8, widths[1]]), cpu.zeros([8, widths[2]])]);
+        for (const [i, t] of gotG.entries()) await compare(t, gotC[i], 1e-4);
+        expect(counted).toBe(expected);
+      },
+    );
 
     /** A GPU tensor's values as a CPU tensor. */
     async function cpuCopy(t: Tensor): Promise<Tensor> {

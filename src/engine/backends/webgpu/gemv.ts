@@ -58,6 +58,14 @@ export interface BlockGemvVariant {
   norm?: DType;
   /** A residual R (f32, laid out like the output) is added to the output (one weight, not gated). */
   residual?: boolean;
+  /**
+   * Per weight: its output rows are rotary-embedded (rotate-half, full head width) into a second output
+   * RO{j} from a cos/sin table T, the raw values still going to Y{j}. Needs `out` = 2: a workgroup computes
+   * rows i and i + half of one head, the pair the rotation mixes.
+   */
+  rope?: readonly boolean[];
+  /** Per weight: its (rotated, where `rope`) output rows are also copied to C{j} (a KV cache's next rows). */
+  copy?: readonly boolean[];
 }
 
 /** Largest number of weights one dispatch takes. */
@@ -74,13 +82,21 @@ export function gemvBindings(parts: number, gated: boolean, biases: number, extr
  * Uniform parameters, in order: K, xo (element offset of x row 0; rows are K apart), then per weight j:
  * n{j} (rows of this weight in this dispatch), wo{j} (element offset), yo{j} (output offset), no{j} (first
  * output column), ldy{j} (output row stride), bo{j} (bias offset); with a norm go (norm weight offset), eps,
- * goff (added to the norm weight); with a residual ro (its offset; rows ldy0 apart like the output).
+ * goff (added to the norm weight); with a residual ro (its offset; rows ldy0 apart like the output); with
+ * `rope`/`copy` the names below.
  */
-export function gemvParams(v: Pick<BlockGemvVariant, "parts" | "norm" | "residual">): [string, ParamType][] {
+export function gemvParams(
+  v: Pick<BlockGemvVariant, "parts" | "norm" | "residual" | "rope" | "copy">,
+): [string, ParamType][] {
   const names = ["K", "xo"];
   for (let j = 0; j < v.parts; j++) names.push(`n${j}`, `wo${j}`, `yo${j}`, `no${j}`, `ldy${j}`, `bo${j}`);
   if (v.norm) names.push("go");
   if (v.residual) names.push("ro");
+  // Rotation: head width, half of it, cos and sin offsets in T; per rotated weight its RO offset; per copied
+  // weight its C offset (RO and C rows are ldy apart, like Y's).
+  if (v.rope?.some(Boolean)) names.push("hd", "half", "to", "so");
+  v.rope?.forEach((on, j) => on && names.push(`zo${j}`));
+  v.copy?.forEach((on, j) => on && names.push(`co${j}`));
   const params = u32s(...names);
   if (v.norm) params.push(["eps", "f32"], ["goff", "f32"]);
   return params;
@@ -98,6 +114,11 @@ function gemvKernelBlockImpl(v: BlockGemvVariant): KernelSource {
   });
   if (v.norm) bindings.push({ name: "G", access: "read", type: bindType(v.norm) });
   if (v.residual) bindings.push({ name: "R", access: "read", type: "f32" });
+  const rope = (j: number) => v.rope?.[j] === true;
+  const copy = (j: number) => v.copy?.[j] === true;
+  if (v.rope?.some(Boolean)) bindings.push({ name: "T", access: "read", type: "f32", host: true });
+  for (let j = 0; j < v.parts; j++) if (rope(j)) bindings.push({ name: `RO${j}`, access: "rw", type: "f32" });
+  for (let j = 0; j < v.parts; j++) if (copy(j)) bindings.push({ name: `C${j}`, access: "rw", type: "f32" });
   const MR = v.rows;
   // x element e of row m: a vec4 at (xo + m*K + e) / 4, or four scalars.
   const xv = v.xVec ? "fn xv(e: u32) -> vec4<f32> { return X[e >> 2u]; }" : XV;
@@ -119,6 +140,10 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
   ).join("\n");
   const R = v.out;
   const L = R * MR;
+  // A rotated weight's workgroup computes rows row0 and row0 + half (pair `first / 2` of its head); others
+  // rows first, first + 1, ….
+  const base = (j: number) => (rope(j) ? "row0" : "first");
+  const step = (j: number) => (rope(j) ? "p.half" : "1u");
   const biasFns = v.bias.map((b, j) => (b ? loader(`B${j}`, b) : "")).join("\n");
   // The K loop for weights `ws` (indices into the parts): output row first + r of activation row m
   // accumulates in acc{j}[r * MR + m] (and Σx² in ss[m] with a norm).
@@ -135,21 +160,21 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
           : xRegs.map((x) => `let ${x} = ${x}r;`).join(" ");
         const dots = accumulate(
           ws,
-          (j, r) => `dot${j}(W${j}[wb${j} + ${r ? `${r}u * units + ` : ""}${u}], ${xRegs.join(", ")})`,
+          (j, r) => `dot${j}(W${j}[wb${j} + ${r ? `${r}u * ${step(j)} * units + ` : ""}${u}], ${xRegs.join(", ")})`,
         );
         return `{ let c = (${u}) * ${epu}u; for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + c; ${loads} ${normed} ${dots} } }`;
       }
       const xk = v.norm
         ? `let xr = xs(p.xo + m * p.K + ${u}); ss[m] += xr * xr; let xk = xr * gs(${u});`
         : `let xk = xs(p.xo + m * p.K + ${u});`;
-      return `for (var m = 0u; m < MR; m++) { ${xk} ${accumulate(ws, (j, r) => `W${j}_at(wb${j} + ${r ? `${r}u * p.K + ` : ""}${u}) * xk`)} }`;
+      return `for (var m = 0u; m < MR; m++) { ${xk} ${accumulate(ws, (j, r) => `W${j}_at(wb${j} + ${r ? `${r}u * ${step(j)} * p.K + ` : ""}${u}) * xk`)} }`;
     };
     const U = v.unroll;
     const unrolled = Array.from({ length: U }, (_, i) => body(i === 0 ? "u" : `u + ${i}u * WG`)).join(
       "\n      ",
     );
     return `let units = ${v.wVec ? `p.K / ${epu}u` : "p.K"};
-    ${ws.map((j) => `let wb${j} = ${v.wVec ? `p.wo${j} / ${epu}u + first * units` : `p.wo${j} + first * p.K`};`).join(" ")}
+    ${ws.map((j) => `let wb${j} = ${v.wVec ? `p.wo${j} / ${epu}u + ${base(j)} * units` : `p.wo${j} + ${base(j)} * p.K`};`).join(" ")}
     var u = l;
     ${U > 1 ? `for (; u + ${U - 1}u * WG < units; u += ${U}u * WG) {\n      ${unrolled}\n    }` : ""}
     for (; u < units; u += WG) { ${body("u")} }`;
@@ -197,10 +222,10 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
   const store = (j: number, value: string) => `Y${j}[p.yo${j} + m * p.ldy${j} + p.no${j} + o] = ${value};`;
   // Projection i of output row o = first + r, activation row m (thread q = r * MR + m) after the reduction:
   // scaled by 1/rms with a norm (ss sits after the `count` projections).
-  const projection = (i: number, count: number) =>
+  const projection = (i: number, count: number, q = "q") =>
     v.norm
-      ? `red[${i}u * L + q] * inverseSqrt(red[${count}u * L + m] / f32(p.K) + p.eps)`
-      : `red[${i}u * L + q]`;
+      ? `red[${i}u * L + ${q}] * inverseSqrt(red[${count}u * L + m] / f32(p.K) + p.eps)`
+      : `red[${i}u * L + ${q}]`;
   const thread = "let q = l; let m = q % MR; let o = first + q / MR;";
   let main: string;
   const decl = (ws: number[]) =>
@@ -222,13 +247,33 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
   }`;
   } else {
     // Rows of the parts are numbered one after another; a workgroup's R rows lie in one part (R divides each n).
-    const branch = (j: number, start: string) => `{
+    const branch = (j: number, start: string) => {
+      const head = rope(j)
+        ? `let pair = first / 2u; let row0 = (pair / p.half) * p.hd + pair % p.half;`
+        : "";
+      const copied = (value: string) => (copy(j) ? `C${j}[p.co${j} + m * p.ldy${j} + p.no${j} + o] = ${value};` : "");
+      // Rotated: thread q holds row r = q / MR of the pair, its partner sits at q ± MR.
+      const epilogue = rope(j)
+        ? `let m = l % MR; let r = l / MR; let o = row0 + r * p.half;
+    let y = ${projection(0, 1, "l")}${bias(j, "o")};
+    let partner = ${projection(0, 1, "(1u - r) * MR + m")}${bias(j, "row0 + (1u - r) * p.half")};
+    let t = m * p.half + pair % p.half;
+    let c = T[p.to + t]; let s = T[p.so + t];
+    var z = y * c + partner * s;
+    if (r == 0u) { z = y * c - partner * s; }
+    ${store(j, "y")}
+    RO${j}[p.zo${j} + m * p.ldy${j} + p.no${j} + o] = z;
+    ${copied("z")}`
+        : `${thread} let y = ${projection(0, 1)}${bias(j, "o")}${residual}; ${store(j, "y")} ${copied("y")}`;
+      return `{
     let first = g0 * R - (${start});
+    ${head}
     ${decl([j])}
     ${loop([j])}
     ${reduce([j])}
-    if (l < L) { ${thread} ${store(j, `${projection(0, 1)}${bias(j, "o")}${residual}`)} }
+    if (l < L) { ${epilogue} }
   }`;
+    };
     const starts = ["0u", "p.n0", "p.n0 + p.n1"];
     const ends = ["p.n0", "p.n0 + p.n1", "p.n0 + p.n1 + p.n2"];
     main = Array.from({ length: v.parts }, (_, j) =>
@@ -266,7 +311,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
 
 /** A variant's name: the memo key and the kernel's key (JSON.stringify per dispatch costs host time). */
 function gemvKey(v: BlockGemvVariant): string {
-  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}:${v.out}`;
+  return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}:${v.out}:${v.rope?.map(Number).join("") ?? ""}:${v.copy?.map(Number).join("") ?? ""}`;
 }
 
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */

@@ -18,7 +18,13 @@ import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tenso
 import { typedView, widenAll } from "../cpu/widen.js";
 import { type GpuContext, type GpuDeviceOptions, openGpu } from "./gpu.js";
 import { gemmGrid, gemmVariant, tiledGemmKernel } from "./gemm.js";
-import { GEMV_BLOCK_ROWS, GEMV_MAX_PARTS, gemvBindings, gemvBlockKernel } from "./gemv.js";
+import {
+  type BlockGemvVariant,
+  GEMV_BLOCK_ROWS,
+  GEMV_MAX_PARTS,
+  gemvBindings,
+  gemvBlockKernel,
+} from "./gemv.js";
 import { type DispatchProfile, DispatchProfiler } from "./profiler.js";
 import {
   type AttentionTuning,
@@ -286,6 +292,116 @@ function withVCopy(held: Deferred, copy: Deferred): void {
   held.src = K.ropeKvKernel(held.dtype, held.dtype1 ?? held.dtype, true, copy.dtype);
 }
 
+/**
+ * A decode q/k/v GEMV held back, and what folded into it: per part the output the rope of that part writes
+ * (RO) and the KV cache rows its (rotated) output is copied to (C).
+ */
+interface HeldGemv {
+  variant: BlockGemvVariant;
+  bindings: Binding[];
+  params: number[];
+  grid: [number, number, number];
+  x: WebGpuTensor;
+  /** Each part's output: buffer, element offset, elements. */
+  outs: { buffer: GPUBuffer; offset: number; n: number }[];
+  rope?: { table: ArenaSlice; headDim: number; half: number; sin: number; outs: (Span | undefined)[] };
+  copies: (Span | undefined)[];
+}
+
+function heldGemv(
+  variant: BlockGemvVariant,
+  bindings: Binding[],
+  params: number[],
+  grid: [number, number, number],
+  parts: GemvPart[],
+  x: WebGpuTensor,
+): Deferred {
+  const outs = parts.map((p) => ({ buffer: p.out.one.buffer, offset: p.out.one.offset, n: p.n * variant.rows }));
+  return {
+    kind: "gemv",
+    key: "",
+    dtype: variant.dtype,
+    src: gemvBlockKernel(variant),
+    bindings,
+    params,
+    n: 0,
+    // What a folded op could clobber: x (weights, norm and biases are never written by ops).
+    reads: [{ buffer: x.one.buffer, start: x.one.offset * 4, end: (x.one.offset + numel(x.shape)) * 4 }],
+    writes: outs.map((o) => ({ buffer: o.buffer, start: o.offset * 4, end: (o.offset + o.n) * 4 })),
+    gemv: { variant, bindings, params, grid, x, outs, copies: parts.map(() => undefined) },
+  };
+}
+
+/**
+ * Folds `op` into the held GEMV when it is the full-width rope of one of its outputs (q or k, one table for
+ * both) or a contiguous copy of a whole (rotated) output into other rows (the KV append), and touches
+ * nothing else the GEMV reads or writes. Returns whether it did.
+ */
+function foldIntoGemv(held: Deferred, op: Deferred): boolean {
+  const g = held.gemv as HeldGemv;
+  const touches = overlaps(held.reads, op.writes) || overlaps(held.writes, op.writes);
+  // x bound as vec4 cannot share its buffer with a written binding (a small KV cache in x's heap page).
+  const intoX = op.writes.some((w) => w.buffer === g.x.one.buffer);
+  if (op.kind === "rope" && op.table && op.dtype === "f32" && !touches) {
+    // [n, width, headDim, half, rot, xo, yo, to, so]; the table's cos start at 0.
+    const [n, , headDim, half, rot, xo, , to, sin] = op.params;
+    const j = g.outs.findIndex((o) => o.buffer === op.bindings[0] && o.offset === xo && o.n === n);
+    if (j < 0 || rot !== headDim || to !== 0 || g.rope?.outs[j] || g.copies[j]) return false;
+    if (g.rope && (g.rope.table !== op.table || g.rope.headDim !== headDim)) return false;
+    g.rope ??= { table: op.table, headDim, half, sin, outs: g.outs.map(() => undefined) };
+    g.rope.outs[j] = op.writes[0];
+    held.writes.push(op.writes[0]);
+    if (intoX) g.variant = { ...g.variant, xVec: false };
+    return true;
+  }
+  if (op.kind === "copy" && contiguous(op) && !touches) {
+    const [n, , so, , yo] = op.params;
+    const src = op.bindings[0];
+    // A rotated part is copied from its rope's output, another from its own.
+    const j = g.outs.findIndex((o, i) => {
+      const from = g.rope?.outs[i];
+      return from
+        ? from.buffer === src && from.start === so * 4 && from.end === (so + n) * 4
+        : o.buffer === src && o.offset === so && o.n === n;
+    });
+    if (j < 0 || g.copies[j]) return false;
+    g.copies[j] = { buffer: op.bindings[1] as GPUBuffer, start: yo * 4, end: (yo + n) * 4 };
+    held.writes.push(g.copies[j] as Span);
+    if (intoX) g.variant = { ...g.variant, xVec: false };
+    return true;
+  }
+  return false;
+}
+
+/** The held GEMV's kernel, bindings and parameters with its folds (see gemvParams for the order). */
+function gemvCall(g: HeldGemv): { variant: BlockGemvVariant; bindings: Binding[]; params: number[] } {
+  const rope = g.outs.map((_, j) => g.rope?.outs[j] !== undefined);
+  const copy = g.copies.map((c) => c !== undefined);
+  const variant = { ...g.variant, rope, copy };
+  const bindings = [...g.bindings];
+  const params = [...g.params];
+  // The f32 parameters (the norm's eps and weight offset) stay last.
+  const floats = g.variant.norm ? params.splice(params.length - 2) : [];
+  if (g.rope) {
+    bindings.push(g.rope.table);
+    params.push(g.rope.headDim, g.rope.half, 0, g.rope.sin);
+  }
+  g.rope?.outs.forEach((z) => {
+    if (z) {
+      bindings.push(z.buffer);
+      params.push(z.start / 4);
+    }
+  });
+  for (const c of g.copies) {
+    if (c) {
+      bindings.push(c.buffer);
+      params.push(c.start / 4);
+    }
+  }
+  params.push(...floats);
+  return { variant, bindings, params };
+}
+
 function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
   for (const x of a)
     for (const y of b) if (x.buffer === y.buffer && x.start < y.end && y.start < x.end) return true;
@@ -297,8 +413,14 @@ function overlaps(a: readonly Span[], b: readonly Span[]): boolean {
  * in the same dispatch (the k and v copies of a KV append; the ropes of q and k).
  */
 interface Deferred {
-  /** "ropePair" and "ropeKv" are rope pairs held for a KV append to join (see `defer`). */
-  kind: "copy" | "rope" | "ropePair" | "ropeKv";
+  /**
+   * "ropePair" and "ropeKv" are rope pairs held for a KV append to join; "gemv" is a decode q/k/v GEMV held
+   * for the ropes and the KV append to fold into (see `defer`).
+   */
+  kind: "copy" | "rope" | "ropePair" | "ropeKv" | "gemv";
+  /** A rope's cos/sin table. */
+  table?: ArenaSlice;
+  gemv?: HeldGemv;
   /** Ops with different keys never pair (the rope's table and head layout). */
   key: string;
   /** Input dtype (the paired kernels take one per op), and the second op's of a held rope pair. */
@@ -1028,26 +1150,29 @@ export class WebGpuBackend implements Backend {
         params.push(residual.one.offset + r0 * parts[0].ldy);
       }
       if (norm) params.push(norm.eps, norm.offset);
-      this.dispatch(
-        gemvBlockKernel({
-          dtype,
-          rows: mr,
-          wg,
-          unroll,
-          wVec,
-          xVec,
-          subgroup,
-          out: perGroup,
-          parts: parts.length,
-          gated,
-          bias: parts.map((p) => p.bias?.dtype),
-          norm: norm?.weight.dtype,
-          residual: residual !== undefined,
-        }),
-        bindings,
-        params,
-        this.grid(total / perGroup),
-      );
+      const variant: BlockGemvVariant = {
+        dtype,
+        rows: mr,
+        wg,
+        unroll,
+        wVec,
+        xVec,
+        subgroup,
+        out: perGroup,
+        parts: parts.length,
+        gated,
+        bias: parts.map((p) => p.bias?.dtype),
+        norm: norm?.weight.dtype,
+        residual: residual !== undefined,
+      };
+      const grid = this.grid(total / perGroup);
+      // q/k/v of one decode step: held, so the rope of q and k and the KV append can fold into it.
+      if (mr === rows && perGroup === 2 && parts.length > 1 && !gated && !residual) {
+        this.recordHeld();
+        this.held = heldGemv(variant, bindings, params, grid, parts, x);
+        continue;
+      }
+      this.dispatch(gemvBlockKernel(variant), bindings, params, grid);
     }
   }
 
@@ -1137,7 +1262,9 @@ export class WebGpuBackend implements Backend {
     const headDim = options.headDim;
     const rot = options.rotaryDim ?? headDim;
     const half = rot / 2;
-    const out = this.alloc(xt.shape);
+    // Apart from a held GEMV's x (bound as vec4 there), so the rope can fold into it (see foldIntoGemv).
+    const gemvX = this.held?.gemv?.x;
+    const out = gemvX ? this.allocApart(xt.shape, gemvX) : this.alloc(xt.shape);
     const n = rows * width;
     if (n === 0) return out;
     const table = this.ropeTable(spec, positions, half);
@@ -1147,6 +1274,7 @@ export class WebGpuBackend implements Backend {
     // Held back: rope(k) right after rope(q) with the same table runs in the same dispatch.
     this.defer({
       kind: "rope",
+      table,
       key: `${this.bufferId(table.buffer)}:${table.offset}:${table.size}:${headDim}:${half}:${rot}`,
       dtype: xt.dtype,
       src: K.ropeKernel(xt.dtype),
@@ -1569,6 +1697,7 @@ export class WebGpuBackend implements Backend {
    * dispatch. Anything else records the held op first (see `dispatch`), so order is kept.
    */
   private defer(op: Deferred): void {
+    if (this.held?.gemv && foldIntoGemv(this.held, op)) return;
     const held = this.held;
     const independent =
       held !== undefined &&
@@ -1608,7 +1737,10 @@ export class WebGpuBackend implements Backend {
     const op = this.held;
     if (!op) return;
     this.held = undefined;
-    this.run1d(op.src, op.bindings, op.params, op.n);
+    if (op.gemv) {
+      const call = gemvCall(op.gemv);
+      this.dispatch(gemvBlockKernel(call.variant), call.bindings, call.params, op.gemv.grid);
+    } else this.run1d(op.src, op.bindings, op.params, op.n);
   }
 
   private held: Deferred | undefined;
