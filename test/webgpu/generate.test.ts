@@ -88,24 +88,29 @@ run("generate on WebGPU runs a step ahead and drops it when generation ends", ()
     await expectConsistent(seq, ids);
   });
 
-  it("no mid-step submit while a read is in flight (the device has queued work)", async () => {
-    const often = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu", submitEvery: 2 });
+  it("mid-step submits ramp up after a read, and come every n dispatches while a read is in flight", async () => {
+    const every = 4;
+    const often = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu", submitEvery: every });
     try {
       const backend = often.backend as WebGpuBackend;
       const seq = often.newSequence();
-      const submits = async (withReadInFlight: boolean) => {
+      const step = async (withReadInFlight: boolean) => {
         const logits = await seq.forward(prompt, { logits: "last" });
         const read = withReadInFlight ? logits.read() : undefined;
-        const before = backend.stats().submits;
+        if (!read) await logits.read();
+        const before = backend.stats();
         const next = await seq.forward([want[0]], { logits: "last" });
-        const count = backend.stats().submits - before;
+        const after = backend.stats();
         await read;
         await next.read();
         seq.reset();
-        return count;
+        return { submits: after.submits - before.submits, dispatches: after.dispatches - before.dispatches };
       };
-      expect(await submits(false)).toBeGreaterThan(2);
-      expect(await submits(true)).toBe(0);
+      const behindRead = await step(true);
+      expect(behindRead.submits).toBe(Math.floor(behindRead.dispatches / every));
+      // After a read: the first submit after 1 dispatch, then 2, then every 4.
+      const idle = await step(false);
+      expect(idle.submits).toBe(2 + Math.floor((idle.dispatches - 3) / every));
     } finally {
       await often.close();
     }

@@ -40,7 +40,7 @@ if (ours) {
   console.log("\nDetails (ours):\n");
   for (const m of ours.models ?? []) {
     console.log(
-      `- ${m.dir}: load ${fmt(m.loadSeconds)} s (upload ${fmt(m.uploadGBps, 2)} GB/s); decode step by step ${fmt(m.decodeSerialTokS)} tok/s, record ${fmt(m.decodeRecordMsPerToken, 2)} ms/token, submit every ${m.decodeSubmitEvery || "step"} (${fmt(m.submitsPerToken, 1)} submits/token); tok/s by submit interval (step by step; gen: generate() also submitting during reads): ${Object.entries(
+      `- ${m.dir}: load ${fmt(m.loadSeconds)} s (upload ${fmt(m.uploadGBps, 2)} GB/s); decode step by step ${fmt(m.decodeSerialTokS)} tok/s, record ${fmt(m.decodeRecordMsPerToken, 2)} ms/token, submit every ${m.decodeSubmitEvery || "step"} (${fmt(m.submitsPerToken, 1)} submits/token); tok/s by submit interval (step by step; gen: generate()): ${Object.entries(
         m.decodeBySubmitInterval ?? {},
       )
         .map(([k, v]) => `${k} ${fmt(v as number)}`)

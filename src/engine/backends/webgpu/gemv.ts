@@ -95,8 +95,8 @@ export function gemvParams(
   // Rotation: head width, half of it, cos and sin offsets in T; per rotated weight its RO offset; per copied
   // weight its C offset (RO and C rows are ldy apart, like Y's).
   if (v.rope?.some(Boolean)) names.push("hd", "half", "to", "so");
-  v.rope?.forEach((on, j) => on && names.push(`zo${j}`));
-  v.copy?.forEach((on, j) => on && names.push(`co${j}`));
+  for (let j = 0; j < v.parts; j++) if (v.rope?.[j]) names.push(`zo${j}`);
+  for (let j = 0; j < v.parts; j++) if (v.copy?.[j]) names.push(`co${j}`);
   const params = u32s(...names);
   if (v.norm) params.push(["eps", "f32"], ["goff", "f32"]);
   return params;
@@ -160,7 +160,8 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
           : xRegs.map((x) => `let ${x} = ${x}r;`).join(" ");
         const dots = accumulate(
           ws,
-          (j, r) => `dot${j}(W${j}[wb${j} + ${r ? `${r}u * ${step(j)} * units + ` : ""}${u}], ${xRegs.join(", ")})`,
+          (j, r) =>
+            `dot${j}(W${j}[wb${j} + ${r ? `${r}u * ${step(j)} * units + ` : ""}${u}], ${xRegs.join(", ")})`,
         );
         return `{ let c = (${u}) * ${epu}u; for (var m = 0u; m < MR; m++) { let xb = p.xo + m * p.K + c; ${loads} ${normed} ${dots} } }`;
       }
@@ -248,10 +249,9 @@ fn gv(c: u32) -> vec4<f32> { return vec4<f32>(gs(c), gs(c + 1u), gs(c + 2u), gs(
   } else {
     // Rows of the parts are numbered one after another; a workgroup's R rows lie in one part (R divides each n).
     const branch = (j: number, start: string) => {
-      const head = rope(j)
-        ? `let pair = first / 2u; let row0 = (pair / p.half) * p.hd + pair % p.half;`
-        : "";
-      const copied = (value: string) => (copy(j) ? `C${j}[p.co${j} + m * p.ldy${j} + p.no${j} + o] = ${value};` : "");
+      const head = rope(j) ? `let pair = first / 2u; let row0 = (pair / p.half) * p.hd + pair % p.half;` : "";
+      const copied = (value: string) =>
+        copy(j) ? `C${j}[p.co${j} + m * p.ldy${j} + p.no${j} + o] = ${value};` : "";
       // Rotated: thread q holds row r = q / MR of the pair, its partner sits at q ± MR.
       const epilogue = rope(j)
         ? `let m = l % MR; let r = l / MR; let o = row0 + r * p.half;

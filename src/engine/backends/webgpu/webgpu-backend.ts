@@ -32,6 +32,7 @@ import {
   attentionDecodeKernel,
   attentionPlan,
 } from "./attention-kernels.js";
+import { prefillAttentionKernel, prefillAttentionParams, prefillAttentionPlan } from "./attention-prefill.js";
 import * as K from "./kernels.js";
 import {
   ActivationHeap,
@@ -316,7 +317,11 @@ function heldGemv(
   parts: GemvPart[],
   x: WebGpuTensor,
 ): Deferred {
-  const outs = parts.map((p) => ({ buffer: p.out.one.buffer, offset: p.out.one.offset, n: p.n * variant.rows }));
+  const outs = parts.map((p) => ({
+    buffer: p.out.one.buffer,
+    offset: p.out.one.offset,
+    n: p.n * variant.rows,
+  }));
   return {
     kind: "gemv",
     key: "",
@@ -1305,6 +1310,38 @@ export class WebGpuBackend implements Backend {
     // as a second type).
     const out = this.allocApart([rows, numHeads * headDim], kt);
     if (rows === 0) return out;
+    const flash = prefillAttentionPlan(rows, numHeads, numKvHeads, headDim, this.gpu.limits);
+    if (flash) {
+      const sinks = o.sinks ? this.gpuTensor(o.sinks) : undefined;
+      const written = out.one.buffer;
+      const kvVec =
+        kt.one.offset % 4 === 0 &&
+        vt.one.offset % 4 === 0 &&
+        kt.one.buffer !== written &&
+        vt.one.buffer !== written;
+      const bindings: Binding[] = [
+        qt.one.buffer,
+        kt.one.buffer,
+        vt.one.buffer,
+        this.positionsArray(o.queryPositions),
+      ];
+      if (sinks) bindings.push(sinks.one.buffer);
+      bindings.push(written);
+      const params = prefillAttentionParams(flash, o, rows, {
+        q: qt.one.offset,
+        k: kt.one.offset,
+        v: vt.one.offset,
+        out: out.one.offset,
+        koff: offset,
+        sinks: sinks?.one.offset ?? 0,
+      });
+      const src = prefillAttentionKernel(headDim, flash.bc, kvVec, sinks?.dtype);
+      this.dispatch(src, bindings, params, flash.grid);
+      this.dropCopy(qt, q);
+      this.dropCopy(kt, k);
+      this.dropCopy(vt, v);
+      return out;
+    }
     const { qBlock, qBlocks, chunk, splits } = attentionPlan(
       rows,
       numHeads,
@@ -2123,10 +2160,10 @@ export class WebGpuBackend implements Backend {
     pass.dispatchWorkgroups(grid[0], grid[1], grid[2]);
     this.counters.dispatches++;
     if (this.profiler) this.endPass();
+    // Behind a read in flight the GPU still has queued work: no ramp then, a submit every submitEvery.
     if (
       this.submitEvery > 0 &&
-      (this.readsInFlight === 0 || this.submitDuringReads) &&
-      ++this.sinceSubmit >= this.submitAt
+      ++this.sinceSubmit >= (this.readsInFlight > 0 ? this.submitEvery : this.submitAt)
     ) {
       const next = Math.min(this.submitEvery, this.submitAt * 2);
       this.flush();
@@ -2138,15 +2175,14 @@ export class WebGpuBackend implements Backend {
    * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
    * step). Lets the GPU start on a long step while the rest is still being recorded. After a read (the GPU
    * then idles until the next submit) the first submit comes after `first` dispatches and the interval
-   * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded. Not
-   * while a read is in flight, unless `duringReads`: the GPU then has queued work up to that read
-   * (generation records the next step while the current one runs), and a submit costs the host ~0.1 ms.
+   * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded. While
+   * a read is in flight the GPU has queued work up to it (generation records the next step while the
+   * current one runs), so there is no ramp: a submit costs the host ~0.1 ms.
    */
-  setSubmitEvery(n: number, first = FIRST_SUBMIT, duringReads = false): void {
+  setSubmitEvery(n: number, first = FIRST_SUBMIT): void {
     this.submitEvery = Math.max(0, Math.floor(n));
     this.submitFirst = Math.max(1, Math.floor(first));
     this.submitAt = Math.min(this.submitEvery, this.submitFirst);
-    this.submitDuringReads = duringReads;
   }
 
   /**
@@ -2168,7 +2204,6 @@ export class WebGpuBackend implements Backend {
   private submitFirst = FIRST_SUBMIT;
   /** Reads submitted whose results have not come back yet. */
   private readsInFlight = 0;
-  private submitDuringReads = false;
   /** Dispatches since the last submit that trigger the next one (ramps from submitFirst to submitEvery). */
   private submitAt = 0;
   private sinceSubmit = 0;
