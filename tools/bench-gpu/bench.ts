@@ -158,7 +158,7 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   // step-by-step loop (forward, then read the greedy pick before recording the next step).
   const seq = model.newSequence();
   const prompt = Array.from({ length: 16 }, (_, i) => (i * 31 + 7) % V);
-  let next = await greedy(backend, await seq.forward(prompt, { logits: "last" }));
+  let next = 0;
   const forward = seq.forward.bind(seq);
   let record = 0;
   seq.forward = async (ids, options) => {
@@ -169,7 +169,10 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
       record += performance.now() - r0;
     }
   };
+  // Every measurement decodes `count` tokens after the same 16-token prompt (same context lengths).
   const steps = async (count: number, serial = false) => {
+    seq.reset();
+    next = await greedy(backend, await seq.forward(prompt, { logits: "last" }));
     record = 0;
     const t0 = performance.now();
     if (serial) {
@@ -182,8 +185,9 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     return { tokS: count / ((performance.now() - t0) / 1000), recordMs: record / count };
   };
   backend.setTiming(false);
-  // Warm-up past 32 keys of context, so the split attention kernels are compiled before timing.
-  await steps(48);
+  // Warm-up over the same context lengths (kernels of every attention split count compiled, caches grown).
+  await steps(args.decode);
+  await steps(args.decode, true);
   const before = backend.stats();
   const byDefault = await steps(args.decode);
   const after = backend.stats();
@@ -202,7 +206,6 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     [128, 1, false],
   ] as const) {
     backend.setSubmitEvery(every, first);
-    await steps(4, serialLoop);
     const name = `${serialLoop ? "" : "gen "}${every === 0 ? "step" : `${every}/${first}`}`;
     sweep[name] = (await steps(args.decode, serialLoop)).tokS;
   }
@@ -217,8 +220,10 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
   // GPU time per step from timestamp queries, one submit per step (the queries cost a little).
   backend.setSubmitEvery(0);
   backend.setTiming(true);
-  const timed0 = backend.stats();
   await steps(16, true);
+  await new Promise((r) => setTimeout(r, 100)); // let the prompt's timestamp readbacks land
+  const timed0 = backend.stats();
+  for (let i = 0; i < 16; i++) next = await greedy(backend, await seq.forward([next], { logits: "last" }));
   await new Promise((r) => setTimeout(r, 100)); // let the last timestamp readbacks land
   const timed1 = backend.stats();
   backend.setSubmitEvery(defaultEvery);

@@ -117,10 +117,11 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
 }
 
 /**
- * Dispatches per submission on hardware adapters: on the H200 a submit every 64 dispatches made the 1B decode
- * 3.0× faster than one submit per step (65.9 → 200.8 tok/s; docs/benchmarks-gpu.md).
+ * Dispatches per submission on hardware adapters. With greedy generation recording a step ahead (a read in
+ * flight, no ramp), the H200 run -28j- gave 1B 738 tok/s at 128 against 645 at 64, 8B 195 at both; the
+ * step-by-step loop (ramping from 1 after each read) 548 against 569 at 64 (docs/benchmarks-gpu.md).
  */
-export const DEFAULT_SUBMIT_EVERY = 64;
+export const DEFAULT_SUBMIT_EVERY = 128;
 
 /** Dispatches before the first submit after a read (then the interval doubles up to submitEvery). */
 const FIRST_SUBMIT = 1;
@@ -656,7 +657,9 @@ export class WebGpuBackend implements Backend {
   }
 
   zeros(shape: number[]): Tensor {
-    const out = this.alloc(shape);
+    // A container (KV cache, rows gathered later): a buffer of its own, not a block of an activation page,
+    // so the ops that write into it never share a buffer with their inputs (a GEMV's x bound as vec4).
+    const out = this.alloc(shape, null);
     out.pinned = true;
     const n = numel(shape);
     if (n > 0) this.run1d(K.fillKernel(), [out.one.buffer], [n, out.one.offset], n);
@@ -1990,8 +1993,8 @@ export class WebGpuBackend implements Backend {
     return t;
   }
 
-  /** A fresh f32 activation: a block of `heap` when it fits one, else a pooled buffer of its own. */
-  private alloc(shape: readonly number[], heap = this.heap): WebGpuTensor {
+  /** A fresh f32 tensor: a block of `heap` when it fits one, else (or with no heap) a pooled buffer. */
+  private alloc(shape: readonly number[], heap: ActivationHeap | null = this.heap): WebGpuTensor {
     const bytes = paddedBytes(numel(shape), "f32");
     if (bytes > this.gpu.limits.maxStorageBufferBindingSize)
       throw new OllmError(
@@ -2000,7 +2003,7 @@ export class WebGpuBackend implements Backend {
         { hint: "use smaller prefill chunks (prefillChunkTokens) or logits: last" },
       );
     const lead = shape.length > 0 ? shape[0] : 1;
-    const block = heap.acquire(bytes);
+    const block = heap?.acquire(bytes);
     let t: WebGpuTensor;
     if (block) {
       const seg = { buffer: block.buffer, offset: block.offset / 4, unitStart: 0, units: lead };
