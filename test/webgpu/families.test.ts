@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generate } from "../../src/engine/generate.js";
 import { loadModel, type Model } from "../../src/engine/model.js";
-import { argmax, fixtureDir, readGolden } from "../engine/oracle.js";
+import { argmax, comparableSteps, fixtureDir, readGolden } from "../engine/oracle.js";
 import { gpuOrSkip, relErr } from "./gpu-setup.js";
 
 const probe = await gpuOrSkip();
@@ -42,6 +43,18 @@ run.each(FAMILIES)("%s on WebGPU against the CPU backend", (name) => {
     console.log(`${name}: WebGPU vs CPU prompt logits max relative error ${err.toExponential(2)}`);
     expect(err).toBeLessThan(1e-3);
     expect(relErr(got, promptLogits)).toBeLessThan(1e-3);
+  });
+
+  it("greedy generate() (each step recorded ahead from the token on the device) gives transformers' ids", async () => {
+    const count = comparableSteps(golden.greedy_steps);
+    const seq = gpu.newSequence();
+    const detokenizer = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
+    const ids: number[] = [];
+    for await (const chunk of generate(seq, detokenizer, golden.prompt_ids, { maxNewTokens: count }))
+      if (chunk.token) ids.push(chunk.token.id);
+    expect(ids).toEqual(golden.greedy_ids.slice(0, count));
+    expect(seq.length).toBe(golden.prompt_ids.length + count - 1);
+    seq.dispose();
   });
 
   it("chunked prefill past the sliding windows, then decode with the KV cache", async () => {
