@@ -12,6 +12,7 @@
  * each x value, 1/rms applied to the dot products) and add a residual to its output, so a decoder layer needs
  * no separate norm and add dispatches.
  */
+import { OllmError } from "../../../errors.js";
 import type { GatedActivation } from "../../backend.js";
 import type { DType } from "../../tensor.js";
 import {
@@ -22,7 +23,6 @@ import {
   GELU_TANH,
   type KernelSource,
   loader,
-  memo,
   type ParamType,
   SAFE_MATH,
   u32s,
@@ -309,10 +309,48 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, 
   );
 }
 
-/** A variant's name: the memo key and the kernel's key (JSON.stringify per dispatch costs host time). */
+/** A variant's name (the kernel's key, in pipeline labels and profiles). */
 function gemvKey(v: BlockGemvVariant): string {
   return `gemvb:${v.dtype}:${v.rows}:${v.wg}:${v.unroll}:${v.wVec}:${v.xVec}:${v.subgroup}:${v.parts}:${v.gated ?? "-"}:${v.bias.map((b) => b ?? "-").join(",")}:${v.norm ?? "-"}:${v.residual === true}:${v.out}:${v.rope?.map(Number).join("") ?? ""}:${v.copy?.map(Number).join("") ?? ""}`;
 }
 
+const DTYPE_CODE: Record<DType, number> = { f32: 1, bf16: 2, f16: 3, i8: 4, u8: 5, i32: 6 };
+const GATE_CODE: Record<GatedActivation, number> = { silu: 1, gelu_tanh: 2 };
+
+/**
+ * A variant as one exact number (mixed radix, 51 bits): the cache key of `gemvBlockKernel`, which runs for
+ * every decode GEMV; building the string key cost ~2 µs there.
+ */
+function gemvCode(v: BlockGemvVariant): number {
+  // Each field must fit its digit, or two variants would share a kernel.
+  if (!(v.rows < 8 && v.wg < 2 ** 16 && v.unroll < 8 && v.out < 16 && v.subgroup < 2 ** 15 && v.parts <= 3))
+    throw new OllmError("INTERNAL", `GEMV variant out of range: ${gemvKey(v)}`);
+  const dt = (d: DType | undefined) => (d ? DTYPE_CODE[d] : 0);
+  const flags = (f: readonly boolean[] | undefined) => (f?.[0] ? 1 : 0) + (f?.[1] ? 2 : 0) + (f?.[2] ? 4 : 0);
+  let c = dt(v.dtype);
+  c = c * 8 + v.rows;
+  c = c * 16 + Math.log2(v.wg);
+  c = c * 8 + v.unroll;
+  c = c * 4 + (v.wVec ? 2 : 0) + (v.xVec ? 1 : 0);
+  c = c * 16 + (v.subgroup > 0 ? Math.log2(v.subgroup) + 1 : 0);
+  c = c * 4 + v.parts;
+  c = c * 4 + (v.gated ? GATE_CODE[v.gated] : 0);
+  for (let j = 0; j < GEMV_MAX_PARTS; j++) c = c * 8 + dt(v.bias[j]);
+  c = c * 8 + dt(v.norm);
+  c = c * 2 + (v.residual ? 1 : 0);
+  c = c * 16 + v.out;
+  return (c * 8 + flags(v.rope)) * 8 + flags(v.copy);
+}
+
+const gemvSources = new Map<number, KernelSource>();
+
 /** The kernel of a variant (memoised: generating WGSL per call would cost more than the dispatch). */
-export const gemvBlockKernel = memo(gemvKernelBlockImpl, gemvKey);
+export function gemvBlockKernel(v: BlockGemvVariant): KernelSource {
+  const code = gemvCode(v);
+  let src = gemvSources.get(code);
+  if (!src) {
+    src = gemvKernelBlockImpl(v);
+    gemvSources.set(code, src);
+  }
+  return src;
+}
