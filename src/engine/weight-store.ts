@@ -51,14 +51,22 @@ export class MapWeights implements Weights {
   ) {}
 
   get(name: string): Tensor {
-    const t = this.tensors.get(this.prefix + name);
+    const t = this.find(name);
     if (!t) throw new OllmError("INVALID_CHECKPOINT", `${this.source} lacks tensor ${this.prefix + name}`);
     return t;
   }
 
   find(name: string): Tensor | undefined {
-    return this.tensors.get(this.prefix + name);
+    // Found by the short name the model asks for (a literal, its hash cached), not prefix + name per call.
+    let t = this.found.get(name);
+    if (t === undefined && !this.found.has(name)) {
+      t = this.tensors.get(this.prefix + name);
+      this.found.set(name, t);
+    }
+    return t;
   }
+
+  private readonly found = new Map<string, Tensor | undefined>();
 
   async fetch(name: string, index?: number): Promise<Tensor> {
     const t = this.get(name);
@@ -88,12 +96,23 @@ export class ResidentWeightStore implements WeightStore {
   }
 
   global(): Weights {
-    return new MapWeights(this.tensors, "", this.source, this.backend);
+    this.globals ??= new MapWeights(this.tensors, "", this.source, this.backend);
+    return this.globals;
   }
 
   async layer(index: number): Promise<Weights> {
-    return new MapWeights(this.tensors, this.model.layerPrefix(index), this.source, this.backend);
+    this.layers[index] ??= new MapWeights(
+      this.tensors,
+      this.model.layerPrefix(index),
+      this.source,
+      this.backend,
+    );
+    return this.layers[index];
   }
+
+  // One view per layer for the store's life (the tensors never change), so their lookups stay cached.
+  private globals: MapWeights | undefined;
+  private readonly layers: MapWeights[] = [];
 
   dispose(): void {
     for (const t of this.tensors.values()) t.dispose();

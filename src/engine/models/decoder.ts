@@ -26,6 +26,8 @@ export class PreNormDecoder implements CausalLM {
   readonly maxPositions: number;
   readonly globalTensorNames: readonly string[];
   private readonly attention: AttentionSpec;
+  /** Each layer's attention spec (its window), built once. */
+  private readonly specs: AttentionSpec[] = [];
   private readonly activation;
 
   constructor(
@@ -63,7 +65,8 @@ export class PreNormDecoder implements CausalLM {
 
   layer(index: number, hidden: Tensor, w: Weights, ctx: LayerContext): Tensor {
     const eps = this.config.rms_norm_eps;
-    const spec = { ...this.attention, window: this.options.windowOf?.(index) };
+    this.specs[index] ??= { ...this.attention, window: this.options.windowOf?.(index) };
+    const spec = this.specs[index];
     // The norms and residual adds ride on the projections (a GPU backend folds them into its GEMVs).
     const h = selfAttention(hidden, scoped(w, "self_attn."), ctx, spec, {
       norm: { weight: w.get("input_layernorm.weight"), eps },
@@ -108,12 +111,35 @@ export function lmHead(
 
 /** A view of `w` with `prefix` prepended to every name. */
 export function scoped(w: Weights, prefix: string): Weights {
-  return {
-    get: (name) => w.get(prefix + name),
-    find: (name) => w.find(prefix + name),
-    fetch: (name, index) => w.fetch(prefix + name, index),
-  };
+  let views = scopedViews.get(w);
+  if (!views) {
+    views = new Map();
+    scopedViews.set(w, views);
+  }
+  let view = views.get(prefix);
+  if (!view) {
+    // Names looked up by the short name the block asks for (a literal), not prefix + name per call.
+    const found = new Map<string, Tensor | undefined>();
+    const find = (name: string) => {
+      let t = found.get(name);
+      if (t === undefined && !found.has(name)) {
+        t = w.find(prefix + name);
+        found.set(name, t);
+      }
+      return t;
+    };
+    view = {
+      get: (name) => find(name) ?? w.get(prefix + name),
+      find,
+      fetch: (name, index) => w.fetch(prefix + name, index),
+    };
+    views.set(prefix, view);
+  }
+  return view;
 }
+
+/** The scoped views of each Weights (kept while it lives: a resident layer's for the model's life). */
+const scopedViews = new WeakMap<Weights, Map<string, Weights>>();
 
 /** Window of each layer from `layer_types` (transformers v5) or a single `sliding_window`. */
 export function windowsFromLayerTypes(raw: RawConfig, window: number | null | undefined) {
