@@ -4,7 +4,7 @@
 # Prepared here by tools/bench-gpu/prepare.sh. Results and logs go to $OUT.
 # LLAMA=0 skips building and running llama.cpp, HF_GPU=0 the transformers GPU reference, CPU=0 the CPU part,
 # SAFE=0 our second run with the product's default Dawn toggles, PROFILE=0 the per-dispatch profiles, HOST=0
-# the host-time profiles of a decode step, GEMM=0 the prefill GEMM probe, ATTN=0 the attention probe
+# the host-time profiles of a decode step, GEMM=0 the prefill GEMM probe, ATTN=0 the attention probe, CHECK=0 the fixture families check
 # (for a short device budget; the table then shows "—" for what was skipped).
 set -uo pipefail
 OUT=${OUT:-/tmp/bench-out}
@@ -38,6 +38,9 @@ node .bench-build/tools/bench-gpu/make-checkpoint.js "$W/m8b" 8b "$TOK"
 GGUF=$!
 echo "[$(elapsed) s] checkpoints written"
 
+# Every fixture family against the CPU backend and transformers' golden outputs, with the product's default
+# Dawn toggles (validation on).
+[ "${CHECK:-1}" = 0 ] || timeout 120 node .bench-build/tools/bench-gpu/families-check.js "$OUT/check.txt" 2>&1 | grep -E "^ok|^FAIL|ALL|FAILED"
 # Prefill GEMM variants against the previous kernel (raw dispatches, fast Dawn toggles).
 if [ "${GEMM:-1}" != 0 ]; then
   OLLM_DAWN_TOGGLES=allow_unsafe_apis,disable_robustness,skip_validation timeout 120 \
