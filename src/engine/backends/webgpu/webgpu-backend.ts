@@ -1128,8 +1128,10 @@ export class WebGpuBackend implements Backend {
     const apart = outs.every((o) => o.one.buffer !== x.one.buffer);
     const shape = this.gemvShape(dtype, parts[0].n, k);
     const { wg, unroll } = shape;
-    // Several output rows per workgroup for one activation row, where they divide every part's rows.
-    let perGroup = rows === 1 ? shape.out : 1;
+    // Several output rows per workgroup for one activation row, where they divide every part's rows; two
+    // for the q/k/v of a decode step (the rope pair a workgroup rotates when the rope folds in).
+    const foldable = rows === 1 && parts.length > 1 && !gated && !extras.residual;
+    let perGroup = foldable ? 2 : rows === 1 ? shape.out : 1;
     while (perGroup > 1 && parts.some((p) => p.n % perGroup !== 0)) perGroup /= 2;
     const sg = this.gpu.subgroupSize;
     const subgroup = this.useSubgroups && sg >= 4 && sg <= wg && wg % sg === 0 ? sg : 0;
@@ -1175,7 +1177,7 @@ export class WebGpuBackend implements Backend {
       };
       const grid = this.grid(total / perGroup);
       // q/k/v of one decode step: held, so the rope of q and k and the KV append can fold into it.
-      if (mr === rows && perGroup === 2 && parts.length > 1 && !gated && !residual) {
+      if (foldable && perGroup === 2) {
         this.recordHeld();
         this.held = heldGemv(variant, bindings, params, grid, parts, x);
         continue;
