@@ -99,8 +99,13 @@ class Qwen3Next implements CausalLM {
       this.types[index] === "full_attention"
         ? selfAttention(mixerIn, scoped(w, "self_attn."), ctx, this.attention)
         : this.gatedDeltaNet(mixerIn, scoped(w, "linear_attn."), ctx);
-    const h = b.add(hidden, mixed);
-    const mlpIn = b.rmsNorm(h, w.get("post_attention_layernorm.weight"), eps, 1);
+    const { sum: h, normed: mlpIn } = b.addRmsNorm(
+      hidden,
+      mixed,
+      w.get("post_attention_layernorm.weight"),
+      eps,
+      1,
+    );
     const mlp = this.isSparse(index)
       ? await this.moe(mlpIn, scoped(w, "mlp."), ctx)
       : gatedMlp(mlpIn, scoped(w, "mlp."), ctx, this.activation);
