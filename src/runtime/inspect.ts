@@ -9,7 +9,7 @@ import type { Modality } from "./catalog.js";
 import type { ModelGeometry, ModelIssue, ResolvedModel } from "./resolved-model.js";
 
 /** Backends of this engine; every family the engine has runs on each of them. */
-export const ENGINE_BACKENDS = ["cpu"] as const;
+export const ENGINE_BACKENDS = ["cpu", "webgpu"] as const;
 
 /**
  * Input modalities the engine can feed to a model today. The engine has no vision or audio encoder yet,

@@ -278,7 +278,9 @@ export function engineOptions(plan: RuntimePlan): LoadModelOptions {
   const streams = plan.layers.some((l) => l.residency !== "host");
   const kv = plan.kvCache;
   return {
-    backend: engineBackend(plan),
+    backend: plan.backend,
+    // The plan's "gpu" is the engine's first-adapter choice; "gpu:N" names an adapter.
+    device: plan.backend === "webgpu" ? plan.device : undefined,
     // The engine's "device" is GPU memory on a GPU backend and host memory on the cpu.
     residency: streams
       ? plan.layers.map((l) => (l.residency === "disk" ? "disk" : l.residency === "gpu" ? "device" : "host"))
@@ -292,12 +294,6 @@ export function engineOptions(plan: RuntimePlan): LoadModelOptions {
       cacheDir: kv.cacheDir ?? undefined,
     },
   };
-}
-
-function engineBackend(plan: RuntimePlan): "cpu" {
-  if (plan.backend !== "cpu")
-    throw new OllmError("BACKEND_UNAVAILABLE", `backend "${plan.backend}" is not available in this engine`);
-  return plan.backend;
 }
 
 /** The config with modelsDir absolute, so equal configs written differently share a cache entry. */

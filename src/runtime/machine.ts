@@ -8,7 +8,7 @@ export interface MachineInfo {
   availableHostMemoryBytes: number;
   /** CPU threads. */
   cpuCount: number;
-  /** GPUs a backend can use (none until the GPU backend lands). */
+  /** GPUs with known memory for planning (none measured yet: the WebGPU backend is used when asked for). */
   gpus: { name: string; memoryBytes: number }[];
 }
 

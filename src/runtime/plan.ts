@@ -246,42 +246,41 @@ export function planRuntime(
   const requested = planModalities(config, model, options.modalities);
   because("modalities", requested.join("+"), config.multimodal ? "multimodal is on" : "text-only request");
 
-  // Backend and device.
-  if (config.backend === "webgpu")
-    fail(
-      "BACKEND_UNAVAILABLE",
-      'backend "webgpu" is not available: the GPU backend is not implemented yet',
-      'Use backend "cpu" or "auto".',
-    );
-  if (config.device.startsWith("gpu"))
-    fail(
-      "BACKEND_UNAVAILABLE",
-      `device "${config.device}" is not available: no GPU backend exists yet`,
-      'Use device "cpu" or "auto".',
-    );
-  if (!model.supportedBackends.includes("cpu"))
+  // Backend and device: WebGPU when asked for (backend webgpu, or a GPU device); auto plans on the CPU, since
+  // the runtime does not measure GPU memory yet.
+  const gpuAsked = config.backend === "webgpu" || config.device.startsWith("gpu");
+  const backend: (typeof ENGINE_BACKENDS)[number] = gpuAsked ? "webgpu" : "cpu";
+  if (!model.supportedBackends.includes(backend))
     fail(
       "BACKEND_UNAVAILABLE",
       `${model.name} has no backend that runs it here (supported: ${model.supportedBackends.join(", ") || "none"})`,
     );
-  const backend: (typeof ENGINE_BACKENDS)[number] = "cpu";
   because(
     "backend",
     backend,
     config.backend === "auto"
-      ? "auto: cpu is the only backend of this engine so far"
+      ? gpuAsked
+        ? `auto: device "${config.device}" is a GPU`
+        : "auto: the cpu backend (pass --backend webgpu or --device gpu for a GPU: the runtime does not measure GPU memory yet)"
       : "requested by the config",
   );
+  const device = gpuAsked ? (config.device === "auto" ? "gpu" : config.device) : "cpu";
   because(
     "device",
-    "cpu",
-    config.device === "auto" ? "auto: the cpu backend runs on the host" : "requested by the config",
+    device,
+    gpuAsked
+      ? device === "gpu"
+        ? "the first hardware WebGPU adapter (else a software one); every weight resident in GPU memory unless layers stream"
+        : "requested by the config"
+      : config.device === "auto"
+        ? "auto: the cpu backend runs on the host"
+        : "requested by the config",
   );
   if (config.offloadGpuLayers > 0)
     fail(
       "BACKEND_UNAVAILABLE",
-      `offloadGpuLayers=${config.offloadGpuLayers} needs a GPU backend, and none is available`,
-      "Remove offloadGpuLayers.",
+      `offloadGpuLayers=${config.offloadGpuLayers} needs GPU memory planning, which the runtime does not do yet`,
+      "Remove offloadGpuLayers: with --backend webgpu every weight is resident in GPU memory.",
     );
 
   // Context.
@@ -316,7 +315,12 @@ export function planRuntime(
     config.gpuMemoryBudget !== undefined
       ? parseMemoryBudget(config.gpuMemoryBudget, machine.gpus[0]?.memoryBytes ?? 0)
       : null;
-  if (gpuBudgetBytes !== null) because("gpuMemoryBudget", "unused", "the plan uses no GPU");
+  if (gpuBudgetBytes !== null)
+    because(
+      "gpuMemoryBudget",
+      "unused",
+      backend === "cpu" ? "the plan uses no GPU" : "GPU memory is not planned yet",
+    );
 
   // Sizes: globals (embeddings, final norm, LM head) stay resident; activations are an estimate per chunk.
   const layerBytes = model.layerBytes;
@@ -585,7 +589,7 @@ export function planRuntime(
       weightBytes,
     },
     backend,
-    device: "cpu",
+    device,
     modalities: { requested, model: [...model.modalities] },
     specialization,
     layers,

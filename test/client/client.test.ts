@@ -468,6 +468,7 @@ describe("RuntimeClient", () => {
     expect(PlanDescriptionSchema.parse(JSON.parse(JSON.stringify(description)))).toEqual(description);
     expect(description.plan).toEqual(plan);
     expect(description.runtimeConfig.modelsDir).toBe(join(process.cwd(), "models"));
-    await rejectsWith(client.describePlan({ ...llama, backend: "webgpu" }), "BACKEND_UNAVAILABLE");
+    expect((await client.describePlan({ ...llama, backend: "webgpu" })).plan.backend).toBe("webgpu");
+    await rejectsWith(client.describePlan({ ...llama, offloadGpuLayers: 1 }), "BACKEND_UNAVAILABLE");
   });
 });

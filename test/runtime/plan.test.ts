@@ -210,12 +210,21 @@ describe("planRuntime", () => {
     expect(kvError.hint).toMatch(/Raise hostMemoryBudget or lower contextTokens, turn specialization on/);
   });
 
-  it("refuses backends and devices that do not exist yet", async () => {
-    expect((await planError({ ...llama, backend: "webgpu" }, "BACKEND_UNAVAILABLE")).message).toMatch(
-      /webgpu/,
+  it("plans WebGPU when it is asked for (backend webgpu or a GPU device), the CPU under auto", async () => {
+    const gpu = await plan({ ...llama, backend: "webgpu" });
+    expect([gpu.backend, gpu.device]).toEqual(["webgpu", "gpu"]);
+    expect(gpu.reasons.find((r) => r.subject === "backend")?.reason).toBe("requested by the config");
+    const second = await plan({ ...llama, device: "gpu:1" });
+    expect([second.backend, second.device]).toEqual(["webgpu", "gpu:1"]);
+    const auto = await plan(llama);
+    expect([auto.backend, auto.device]).toEqual(["cpu", "cpu"]);
+    expect(auto.reasons.find((r) => r.subject === "backend")?.reason).toMatch(/--backend webgpu/);
+  });
+
+  it("refuses what the engine or the planner cannot do", async () => {
+    expect((await planError({ ...llama, offloadGpuLayers: 2 }, "BACKEND_UNAVAILABLE")).message).toMatch(
+      /GPU memory planning/,
     );
-    await planError({ ...llama, device: "gpu:0" }, "BACKEND_UNAVAILABLE");
-    await planError({ ...llama, offloadGpuLayers: 2 }, "BACKEND_UNAVAILABLE");
     await planError({ ...llama, contextTokens: 5000 }, "INVALID_CONFIG");
     await planError({ ...llama, backend: "tpu" } as unknown as RuntimeConfigInput, "INVALID_CONFIG");
   });

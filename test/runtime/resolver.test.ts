@@ -51,7 +51,7 @@ describe("ModelResolver", () => {
       family: "llama",
       dtype: "BF16",
       modalities: ["text"],
-      supportedBackends: ["cpu"],
+      supportedBackends: ["cpu", "webgpu"],
       hasTokenizer: true,
       hasChatTemplate: true,
       issues: [],
@@ -101,7 +101,7 @@ describe("ModelResolver", () => {
       downloadPath: join(models, "gemma3-12B"),
       modalities: ["text", "image"],
       family: "gemma3",
-      supportedBackends: ["cpu"],
+      supportedBackends: ["cpu", "webgpu"],
     });
     expect(m.issues[0].code).toBe("MODEL_NOT_FOUND");
     expect((await resolver.resolve("voxtral-small-24B", models)).supportedBackends).toEqual([]);
