@@ -10,6 +10,7 @@ import {
   type RuntimeConfigInput,
   validateRuntimeConfig,
 } from "./config/runtime-config.js";
+import type { Backend, DeviceStats } from "./engine/backend.js";
 import { isOllmError, OllmError } from "./errors.js";
 import {
   type ContentPart,
@@ -83,6 +84,8 @@ export interface ResponseStats {
   rssBytes: number;
   /** The plan's predicted peak host memory. */
   predictedPeakHostBytes: number;
+  /** On a device backend (WebGPU): what this reply took there (GPU time from timestamp queries). */
+  gpu?: DeviceStats;
 }
 
 /** The result of a prompt. */
@@ -249,6 +252,9 @@ export async function* runTurn(
       );
     return templateMessage(m);
   });
+  const backend = runtime.engine.backend;
+  backend.setTiming?.(request.runtimeConfig.stats);
+  const deviceBefore = request.runtimeConfig.stats ? backend.deviceStats?.() : undefined;
   const run = executeChat(runtime, templateMessages, {
     tools: request.tools,
     generation: request.generationConfig,
@@ -282,9 +288,25 @@ export async function* runTurn(
       loadMs: runtime.loadMs,
       rssBytes: process.memoryUsage().rss,
       predictedPeakHostBytes: runtime.plan.memory.predictedPeak.host.total,
+      gpu: deviceBefore && (await deviceDelta(backend, deviceBefore)),
     };
   sink?.onComplete?.(response);
   return response;
+}
+
+/** What the device did since `before`, once its work and the timestamps of that work are back. */
+async function deviceDelta(backend: Backend, before: DeviceStats): Promise<DeviceStats | undefined> {
+  await backend.sync();
+  // The timestamp readbacks resolve on the event loop after the work completes.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  const after = backend.deviceStats?.();
+  if (!after) return undefined;
+  return {
+    adapter: after.adapter,
+    dispatches: after.dispatches - before.dispatches,
+    submits: after.submits - before.submits,
+    gpuMs: after.gpuMs === undefined ? undefined : after.gpuMs - (before.gpuMs ?? 0),
+  };
 }
 
 /** Options of {@link ChatSession} (and `client.session`). */

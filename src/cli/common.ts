@@ -158,6 +158,13 @@ export function printStats(ui: Ui, response: PromptResponse): void {
         `       ${s.model} on ${s.backend}/${s.device}, KV ${s.kvCacheStrategy}, loaded in ${ms(s.loadMs)}, RSS ${mib(s.rssBytes)}, predicted peak ${mib(s.predictedPeakHostBytes)}`,
       ),
     );
+  if (s?.gpu)
+    ui.line(
+      ui.style(
+        "dim",
+        `       GPU ${s.gpu.adapter}: ${s.gpu.dispatches} dispatches in ${s.gpu.submits} submissions${s.gpu.gpuMs === undefined ? "" : `, ${ms(s.gpu.gpuMs)} of GPU time`}`,
+      ),
+    );
 }
 
 /** `--logprobs N` without --json: one line per generated token on stderr. */

@@ -72,6 +72,15 @@ export const PromptResultSchema = z
         loadMs: z.number().min(0),
         rssBytes: count,
         predictedPeakHostBytes: count,
+        gpu: z
+          .object({
+            adapter: z.string(),
+            dispatches: count,
+            submits: count,
+            gpuMs: z.number().min(0).optional(),
+          })
+          .optional()
+          .describe("What the reply took on the GPU (WebGPU backend; GPU time from timestamp queries)"),
       })
       .optional()
       .describe("Runtime statistics, with --stats"),
@@ -117,6 +126,7 @@ export function promptResult(response: PromptResponse, withTokens: boolean): Pro
       loadMs: response.stats.loadMs,
       rssBytes: response.stats.rssBytes,
       predictedPeakHostBytes: response.stats.predictedPeakHostBytes,
+      gpu: response.stats.gpu,
     };
   return result;
 }

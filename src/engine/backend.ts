@@ -120,6 +120,10 @@ export interface Backend {
   writeRows(dst: Tensor, dstRow: number, src: Tensor): void;
   /** Waits for recorded work (no-op on eager backends). */
   sync(): Promise<void>;
+  /** A device backend's counters (WebGPU), for --stats. */
+  deviceStats?(): DeviceStats;
+  /** Times each submission with timestamp queries (a device backend created with `stats`), for --stats. */
+  setTiming?(enabled: boolean): void;
 
   // --- Mixture of experts, MXFP4, hybrid (linear-attention) models ---
 
@@ -214,6 +218,16 @@ export interface LinearPart {
 
 /** Activations of a gated MLP: silu (SwiGLU) or tanh-approximated gelu (GeGLU). */
 export type GatedActivation = "silu" | "gelu_tanh";
+
+/** What a device backend has done so far. */
+export interface DeviceStats {
+  /** The adapter, as people read it. */
+  adapter: string;
+  dispatches: number;
+  submits: number;
+  /** GPU time of the timed submissions whose timestamps came back (undefined: none timed). */
+  gpuMs?: number;
+}
 
 /** Largest k of `Backend.topKRows`. */
 export const TOPK_MAX = 64;

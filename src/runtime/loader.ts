@@ -281,6 +281,8 @@ export function engineOptions(plan: RuntimePlan): LoadModelOptions {
     backend: plan.backend,
     // The plan's "gpu" is the engine's first-adapter choice; "gpu:N" names an adapter.
     device: plan.backend === "webgpu" ? plan.device : undefined,
+    // Timestamp queries are set up on a GPU and turned on per reply with --stats (setTiming).
+    stats: plan.backend === "webgpu",
     // The engine's "device" is GPU memory on a GPU backend and host memory on the cpu.
     residency: streams
       ? plan.layers.map((l) => (l.residency === "disk" ? "disk" : l.residency === "gpu" ? "device" : "host"))

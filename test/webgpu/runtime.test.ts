@@ -24,5 +24,9 @@ run("RuntimeClient on WebGPU", () => {
     expect(r.logprobs?.map((t) => t.id)).toEqual(g.greedy_ids.slice(0, 8));
     expect(r.usage.completionTokens).toBe(8);
     expect(r.stats?.backend).toBe("webgpu");
+    // --stats: what the reply took on the GPU (GPU time only where the adapter has timestamp queries).
+    expect(r.stats?.gpu?.adapter).toBeTruthy();
+    expect(r.stats?.gpu?.dispatches).toBeGreaterThan(8 * 10);
+    expect(r.stats?.gpu?.submits).toBeGreaterThanOrEqual(8);
   });
 });

@@ -4,6 +4,7 @@ import type {
   AttentionOptions,
   Backend,
   DeltaRuleOptions,
+  DeviceStats,
   GatedActivation,
   InputFusion,
   LinearFusion,
@@ -618,6 +619,11 @@ export class WebGpuBackend implements Backend {
       peakActivationBytes: this.pool.peakBytes + this.heap.peakBytes + this.apartHeap.peakBytes,
       pipelines: this.pipelines.size,
     };
+  }
+
+  deviceStats(): DeviceStats {
+    const s = this.stats();
+    return { adapter: this.describe(), dispatches: s.dispatches, submits: s.submits, gpuMs: s.gpuMs };
   }
 
   // ---------------------------------------------------------------- tensors and memory
