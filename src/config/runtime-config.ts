@@ -67,7 +67,12 @@ export const RuntimeConfigSchema = z
       .min(1, "cannot be empty")
       .describe("Built-in alias, Hugging Face repo id (org/name[@revision]) or local path"),
     modelsDir: z.string().min(1, "cannot be empty").default("models").describe("Root of local models"),
-    backend: z.enum(BACKENDS).default("auto").describe("Compute backend; auto picks the best available"),
+    backend: z
+      .enum(BACKENDS)
+      .default("auto")
+      .describe(
+        "Compute backend: cpu, webgpu, or auto (the cpu until the runtime measures GPU memory; a gpu device picks webgpu)",
+      ),
     device: z
       .string()
       .regex(DEVICE_PATTERN, 'must be one of "auto", "cpu", "gpu" or "gpu:N"')
