@@ -179,8 +179,9 @@ export class Sequence {
     const positions: Int32Array[] = [];
     let at = this.position;
     for (const ids of chunks) {
-      positions.push(Int32Array.from({ length: tokenCount(ids) }, (_, j) => at + j));
-      at += tokenCount(ids);
+      const count = tokenCount(ids);
+      positions.push(Int32Array.from({ length: count }, (_, j) => at + j));
+      at += count;
     }
     const hidden = chunks.map((ids) =>
       this.model.embed(ids, this.weights.global(), { backend: this.backend }),

@@ -41,6 +41,24 @@ export async function loadTensor(checkpoint: Checkpoint, backend: Backend, name:
   return backend.upload(bytes, dtype, info.shape.length === 0 ? [1] : info.shape);
 }
 
+/**
+ * `lookup` with its answers kept per name (misses too), for weights that do not change while the lookup
+ * lives: a model asks for the same few names every step.
+ */
+export function cachedLookup(
+  lookup: (name: string) => Tensor | undefined,
+): (name: string) => Tensor | undefined {
+  const found = new Map<string, Tensor | undefined>();
+  return (name) => {
+    let t = found.get(name);
+    if (t === undefined && !found.has(name)) {
+      t = lookup(name);
+      found.set(name, t);
+    }
+    return t;
+  };
+}
+
 /** Weights backed by a map of loaded tensors (names under `prefix`); experts are views of stacked tensors. */
 export class MapWeights implements Weights {
   constructor(
@@ -56,17 +74,8 @@ export class MapWeights implements Weights {
     return t;
   }
 
-  find(name: string): Tensor | undefined {
-    // Found by the short name the model asks for (a literal, its hash cached), not prefix + name per call.
-    let t = this.found.get(name);
-    if (t === undefined && !this.found.has(name)) {
-      t = this.tensors.get(this.prefix + name);
-      this.found.set(name, t);
-    }
-    return t;
-  }
-
-  private readonly found = new Map<string, Tensor | undefined>();
+  // Found by the short name the model asks for (a literal, its hash cached), not prefix + name per call.
+  readonly find = cachedLookup((name) => this.tensors.get(this.prefix + name));
 
   async fetch(name: string, index?: number): Promise<Tensor> {
     const t = this.get(name);

@@ -13,6 +13,7 @@ import type { Backend } from "../../src/engine/backend.js";
 import type { Tensor } from "../../src/engine/tensor.js";
 import type { WebGpuBackend, WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { generate } from "../../src/engine/generate.js";
+import { argmax, relErr, SILENT } from "./common.js";
 import { loadModel } from "../../src/engine/model.js";
 
 interface Args {
@@ -60,24 +61,6 @@ async function greedy(b: Backend, logits: Tensor): Promise<number> {
   } catch {
     return argmax(await logits.read());
   }
-}
-
-const SILENT = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
-
-function argmax(row: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-function relErr(a: Float32Array, b: Float32Array): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
 }
 
 const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);

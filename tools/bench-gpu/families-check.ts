@@ -10,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
+import { argmax, relErr, SILENT } from "./common.js";
 
 const FAMILIES = [
   ...["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-mistral", "tiny-gemma3"],
@@ -23,24 +24,6 @@ const report = (ok: boolean, what: string) => {
   lines.push(`${ok ? "ok  " : "FAIL"} ${what}`);
   console.log(lines[lines.length - 1]);
 };
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < b.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return a.length === b.length ? d / m : Number.POSITIVE_INFINITY;
-}
-
-function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
-  return best;
-}
-
-const silent = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
 
 for (const name of FAMILIES) {
   const dir = join("test/fixtures/models", name);
@@ -81,7 +64,7 @@ for (const name of FAMILIES) {
     const count = tight === -1 ? steps.length : tight + 1;
     const seq = gpu.newSequence();
     const ids: number[] = [];
-    for await (const chunk of generate(seq, silent, golden.prompt_ids, { maxNewTokens: count }))
+    for await (const chunk of generate(seq, SILENT, golden.prompt_ids, { maxNewTokens: count }))
       if (chunk.token) ids.push(chunk.token.id);
     const want = golden.greedy_ids.slice(0, count);
     const same = ids.length === want.length && ids.every((id, i) => id === want[i]);

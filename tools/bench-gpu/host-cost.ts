@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { WebGpuBackend } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
+import { SILENT } from "./common.js";
 
 const [dir, stepsArg, jsonOut] = process.argv.slice(2);
 const steps = Number(stepsArg ?? 64);
@@ -40,7 +41,6 @@ const model = await loadModel(dir, { backend: "webgpu" });
 const backend = model.backend as WebGpuBackend;
 backend.setTiming(false);
 const seq = model.newSequence();
-const SILENT = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
 const run = async (count: number) => {
   let n = 0;
   for await (const c of generate(seq, SILENT, [1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: count }))

@@ -9,10 +9,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
 import type { Residency } from "../../src/engine/residency/policy.js";
+import { SILENT } from "./common.js";
 
 const [dir, tokensArg, jsonOut] = process.argv.slice(2);
 const tokens = Number(tokensArg ?? 16);
-const silent = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
 const results: Record<string, unknown>[] = [];
 const config = JSON.parse(readFileSync(`${dir}/config.json`, "utf8")) as { num_hidden_layers: number };
 const layers = config.num_hidden_layers;
@@ -27,7 +27,7 @@ for (const [name, residency] of [
   const seq = model.newSequence();
   const run = async (count: number) => {
     const s0 = performance.now();
-    for await (const _ of generate(seq, silent, [1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: count }));
+    for await (const _ of generate(seq, SILENT, [1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: count }));
     seq.reset();
     return count / ((performance.now() - s0) / 1000);
   };

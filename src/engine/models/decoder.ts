@@ -1,4 +1,5 @@
 import { buildRope, ropeParameters } from "../rope.js";
+import { cachedLookup } from "../weight-store.js";
 import type { TokenIds } from "../backend.js";
 import type { Tensor } from "../tensor.js";
 import { type AttentionSpec, gatedActivation, gatedMlp, selfAttention } from "./blocks.js";
@@ -119,15 +120,7 @@ export function scoped(w: Weights, prefix: string): Weights {
   let view = views.get(prefix);
   if (!view) {
     // Names looked up by the short name the block asks for (a literal), not prefix + name per call.
-    const found = new Map<string, Tensor | undefined>();
-    const find = (name: string) => {
-      let t = found.get(name);
-      if (t === undefined && !found.has(name)) {
-        t = w.find(prefix + name);
-        found.set(name, t);
-      }
-      return t;
-    };
+    const find = cachedLookup((name) => w.find(prefix + name));
     view = {
       get: (name) => find(name) ?? w.get(prefix + name),
       find,

@@ -300,7 +300,7 @@ function withVCopy(held: Deferred, copy: Deferred): void {
  * (RO) and the KV cache rows its (rotated) output is copied to (C).
  */
 interface HeldGemv {
-  variant: BlockGemvVariant;
+  readonly variant: BlockGemvVariant;
   bindings: Binding[];
   params: number[];
   grid: [number, number, number];
@@ -346,9 +346,11 @@ function heldGemv(
  */
 function foldIntoGemv(held: Deferred, op: Deferred): boolean {
   const g = held.gemv as HeldGemv;
-  const touches = overlaps(held.reads, op.writes) || overlaps(held.writes, op.writes);
-  // x bound as vec4 cannot share its buffer with a written binding (a small KV cache in x's heap page).
-  const intoX = op.writes.some((w) => w.buffer === g.x.one.buffer);
+  // x bound as vec4 cannot share its buffer with a written binding: such an op records apart.
+  const touches =
+    overlaps(held.reads, op.writes) ||
+    overlaps(held.writes, op.writes) ||
+    (g.variant.xVec && op.writes.some((w) => w.buffer === g.x.one.buffer));
   if (op.kind === "rope" && op.table && op.dtype === "f32" && !touches) {
     // [n, width, headDim, half, rot, xo, yo, to, so]; the table's cos start at 0.
     const [n, , headDim, half, rot, xo, , to, sin] = op.params;
@@ -358,7 +360,6 @@ function foldIntoGemv(held: Deferred, op: Deferred): boolean {
     g.rope ??= { table: op.table, headDim, half, sin, outs: g.outs.map(() => undefined) };
     g.rope.outs[j] = op.writes[0];
     held.writes.push(op.writes[0]);
-    if (intoX) g.variant = { ...g.variant, xVec: false };
     return true;
   }
   if (op.kind === "copy" && contiguous(op) && !touches) {
@@ -374,7 +375,6 @@ function foldIntoGemv(held: Deferred, op: Deferred): boolean {
     if (j < 0 || g.copies[j]) return false;
     g.copies[j] = { buffer: op.bindings[1] as GPUBuffer, start: yo * 4, end: (yo + n) * 4 };
     held.writes.push(g.copies[j] as Span);
-    if (intoX) g.variant = { ...g.variant, xVec: false };
     return true;
   }
   return false;
