@@ -124,6 +124,16 @@ export interface Backend {
   deviceStats?(): DeviceStats;
   /** Times each submission with timestamp queries (a device backend created with `stats`), for --stats. */
   setTiming?(enabled: boolean): void;
+  /**
+   * Host memory the device copies from without a staging copy (mapped buffers: pinned memory), where the
+   * backend keeps tensors on a device. Streamed layers are read into it and copied with `copyFromHost`.
+   */
+  hostBuffer?(byteLength: number): HostBuffer;
+  /**
+   * Records a copy of src's bytes [offset, offset + dst's byte size) into dst, in order with the ops: ops
+   * recorded before it still see dst's old bytes. `offset` is a multiple of 4; src must be sealed.
+   */
+  copyFromHost?(dst: Tensor, src: HostBuffer, offset: number): void;
 
   // --- Mixture of experts, MXFP4, hybrid (linear-attention) models ---
 
@@ -187,6 +197,21 @@ export interface Backend {
     state: Tensor | undefined,
     options: DeltaRuleOptions,
   ): { out: Tensor; state: Tensor };
+}
+
+/**
+ * Host memory a device backend copies tensors from (see Backend.hostBuffer). It starts mapped (writable);
+ * `seal` hands it to the device, `map` waits until the copies recorded from it have run.
+ */
+export interface HostBuffer {
+  readonly byteLength: number;
+  /** Writable views covering bytes [offset, offset + length) in order (only while mapped). */
+  views(offset: number, length: number): Uint8Array[];
+  /** Ends writing: the device may copy from it until `map()`. */
+  seal(): void;
+  /** Resolves when it is writable again. */
+  map(): Promise<void>;
+  dispose(): void;
 }
 
 /** An RMS norm of an op's input: rmsNorm(x, weight, eps, weightOffset) as in `Backend.rmsNorm`. */

@@ -1,6 +1,6 @@
 import type { FileHandle } from "node:fs/promises";
 import { OllmError } from "../../errors.js";
-import type { Backend } from "../backend.js";
+import type { Backend, HostBuffer } from "../backend.js";
 import type { CausalLM, Weights } from "../models/family.js";
 import { DTYPE_BYTES, type DType, type Tensor } from "../tensor.js";
 import {
@@ -77,8 +77,20 @@ interface LayerPlan {
   unitBytes: number;
   /** Stacked or per-expert tensors fetched on demand (streamed layers). */
   experts: Map<string, Slot>;
-  /** The layer's bytes in host RAM ("host" layers on a GPU backend). */
+  /**
+   * The layer's bytes in host RAM ("host" layers on a GPU backend): the unit in mapped memory the device
+   * copies from where the backend offers it (then `host` holds the experts only), else all in `host`.
+   */
   host?: Uint8Array;
+  hostBuffer?: HostBuffer;
+}
+
+/** A streamed layer being read: its pooled in-place tensors, and the host buffer the rest lands in. */
+interface StagedRead {
+  layer: number;
+  tensors: Map<string, Tensor>;
+  stage: HostBuffer | undefined;
+  done: Promise<void>;
 }
 
 interface LiveLayer {
@@ -105,6 +117,13 @@ export function readOverlap(
 export const EXPERT_TENSOR = /(^|\.)experts\./;
 
 const ALIGN = 64;
+
+/** Waits for every promise (no read may still write into a buffer once this returns), then fails with the first error. */
+async function settleAll(promises: Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+}
 
 function engineDType(info: TensorInfo): DType {
   const dtype = ENGINE_DTYPES[info.dtype];
@@ -189,12 +208,15 @@ class OnDemandTensor implements Tensor {
 
 /**
  * Weights placed per layer: "device" layers (and "host" ones on the CPU backend) are loaded once; "host"
- * layers on a GPU backend stay in host RAM and are uploaded per use; "disk" layers are read per use with
- * positioned reads (Checkpoint.readInto) and dropped when the runner releases them. Where the backend
- * exposes a tensor's memory (CPU) the bytes are read straight into pooled backend tensors; otherwise into
- * one reused staging buffer, then uploaded. When a layer is handed out, the read of the next streamed
- * layer starts (into the pooled tensors the previous layer gave back, or the staging buffer, free again)
- * and runs while this one computes: double buffering, two layers of streamed weights at most.
+ * layers on a GPU backend stay in host RAM and are copied to the device per use; "disk" layers are read per
+ * use with positioned reads (Checkpoint.readInto) and dropped when the runner releases them. Where the
+ * backend exposes a tensor's memory (CPU) the bytes are read straight into pooled backend tensors. A GPU
+ * backend with host buffers (mapped memory) gets them read straight into one of two host buffers, then
+ * copied into pooled device tensors in order with its ops (no staging copy, no buffer created per use);
+ * "host" layers live in such buffers. Otherwise they go through one reused staging buffer and an upload.
+ * When a layer is handed out, the read of the next streamed layer starts (into the pooled tensors the
+ * previous layer gave back, or the other host buffer) and runs while this one computes: double buffering,
+ * two layers of streamed weights at most.
  *
  * MoE expert tensors of streamed layers are not read with the layer: `Weights.fetch(name, expert)` reads
  * that expert's byte range only, through a small LRU of hot experts.
@@ -202,7 +224,10 @@ class OnDemandTensor implements Tensor {
 export class LayeredWeightStore implements WeightStore {
   readonly streaming: boolean;
   private readonly source: string;
-  private staged: { layer: number; tensors: Map<string, Tensor>; done: Promise<void> } | undefined;
+  private staged: StagedRead | undefined;
+  /** The two host buffers streamed layers are read into (backends with host buffers), and the next one. */
+  private stages: HostBuffer[];
+  private nextStage = 0;
   private readonly pool: TensorPool;
   private readonly live = new Map<number, LiveLayer>();
   private readonly experts: ExpertCache;
@@ -222,9 +247,11 @@ export class LayeredWeightStore implements WeightStore {
     private readonly plans: LayerPlan[],
     private readonly resident: Map<string, Tensor>,
     private staging: Uint8Array | undefined,
+    stages: HostBuffer[],
     private readonly prefetch: boolean,
     expertCacheBytes: number,
   ) {
+    this.stages = stages;
     this.source = `checkpoint in ${checkpoint.dir}`;
     this.streaming = plans.some((p) => p.residency === "disk");
     this.experts = new ExpertCache(expertCacheBytes);
@@ -238,6 +265,8 @@ export class LayeredWeightStore implements WeightStore {
     options: LayeredWeightOptions = {},
   ): Promise<LayeredWeightStore> {
     const hostIsDevice = options.hostIsDevice ?? backend.name === "cpu";
+    // The device copies from mapped host memory itself: no staging copy, no upload per use.
+    const copies = !hostIsDevice && backend.hostBuffer !== undefined && backend.copyFromHost !== undefined;
     if (options.residency && options.residency.length !== model.numLayers)
       throw new OllmError(
         "INVALID_ARGUMENT",
@@ -245,6 +274,7 @@ export class LayeredWeightStore implements WeightStore {
       );
     const names = neededTensorNames(checkpoint.names(), model);
     const resident = new Map<string, Tensor>();
+    const hostBuffers: HostBuffer[] = [];
     const globals = new Set(model.globalTensorNames);
     for (const name of model.globalTensorNames) {
       if (!checkpoint.has(name))
@@ -296,9 +326,21 @@ export class LayeredWeightStore implements WeightStore {
         if (residency === "host") {
           for (const name of unit) plan.unit.push(slot(name));
           plan.unitBytes = offset;
+          let inHost = plan.unit;
+          if (copies && offset > 0) {
+            // The unit lives in mapped memory the device copies from; the experts stay in `host`.
+            const buffer = backend.hostBuffer!(offset);
+            hostBuffers.push(buffer);
+            plan.hostBuffer = buffer;
+            for (const s of plan.unit)
+              await readViews(checkpoint, s, buffer.views(s.offset, s.info.byteLength));
+            buffer.seal();
+            inHost = [];
+            offset = 0;
+          }
           for (const name of experts) plan.experts.set(name, slot(name));
           plan.host = new Uint8Array(offset);
-          for (const s of [...plan.unit, ...plan.experts.values()])
+          for (const s of [...inHost, ...plan.experts.values()])
             await checkpoint.readInto(s.name, plan.host.subarray(s.offset, s.offset + s.info.byteLength));
         } else {
           // Streamed: tensors the backend exposes are read in place; the others go through staging.
@@ -320,17 +362,22 @@ export class LayeredWeightStore implements WeightStore {
           for (const name of experts) plan.experts.set(name, slot(name));
         }
       }
+      if (copies && stagingBytes > 0)
+        for (let i = 0; i < 2; i++) hostBuffers.push(backend.hostBuffer!(stagingBytes));
     } catch (error) {
       for (const t of resident.values()) t.dispose();
+      for (const b of hostBuffers) b.dispose();
       throw error;
     }
-    const staging = stagingBytes > 0 ? new Uint8Array(stagingBytes) : undefined;
+    const stages = copies && stagingBytes > 0 ? hostBuffers.slice(-2) : [];
+    const staging = stagingBytes > 0 && !copies ? new Uint8Array(stagingBytes) : undefined;
     return new LayeredWeightStore(
       checkpoint,
       backend,
       plans,
       resident,
       staging,
+      stages,
       options.prefetch ?? true,
       Math.max(0, options.expertCacheBytes ?? 0),
     );
@@ -381,7 +428,7 @@ export class LayeredWeightStore implements WeightStore {
       ...c,
       bytesRead: c.layerBytesRead + c.expertBytesRead,
       experts: { ...this.experts.stats },
-      stagingBytes: this.staging?.byteLength ?? 0,
+      stagingBytes: this.bufferBytes.staging,
     };
   }
 
@@ -400,13 +447,17 @@ export class LayeredWeightStore implements WeightStore {
     this.resident.clear();
     this.experts.clear();
     this.pool.dispose();
+    for (const p of this.plans) p.hostBuffer?.dispose();
+    for (const b of this.stages) b.dispose();
+    this.stages = [];
     for (const h of this.handles.values()) h.then((f) => f.close()).catch(() => undefined);
     this.handles.clear();
     this.staging = undefined;
   }
 
-  /** Backend tensors of a layer that is not resident: uploaded from host RAM, or read from disk. */
+  /** Backend tensors of a layer that is not resident: copied or uploaded from host RAM, or read from disk. */
   private async bring(plan: LayerPlan): Promise<Map<string, Tensor>> {
+    if (plan.hostBuffer) return this.copyIn(plan, plan.hostBuffer, new Map());
     if (plan.host) return this.upload(plan, plan.host, undefined, new Map());
     let staged = this.staged;
     this.staged = undefined;
@@ -424,35 +475,58 @@ export class LayeredWeightStore implements WeightStore {
       throw error;
     }
     this.counters.waitMs += performance.now() - t0;
-    const tensors = this.upload(plan, this.staging, this.staging, staged.tensors);
+    const tensors = staged.stage
+      ? this.copyIn(plan, staged.stage, staged.tensors)
+      : this.upload(plan, this.staging, this.staging, staged.tensors);
     // The staging buffer (and the pooled tensors of the layer before) are free again: start reading the
     // next streamed layer while this one computes.
     if (this.prefetch) this.staged = this.startRead(this.nextStreamed(plan.index));
     return tensors;
   }
 
-  /** Reads a streamed layer: in-place tensors get their bytes directly, the rest land in staging. */
-  private startRead(index: number): { layer: number; tensors: Map<string, Tensor>; done: Promise<void> } {
+  /**
+   * Reads a streamed layer: in-place tensors get their bytes directly, the rest land in the next host
+   * buffer (once the copies of the layer read into it before have run) or in staging.
+   */
+  private startRead(index: number): StagedRead {
     const plan = this.plans[index];
-    const staging = this.staging;
     const tensors = new Map<string, Tensor>();
-    const t0 = performance.now();
-    const reads: Promise<void>[] = [];
-    for (const s of plan.unit) {
-      const bytes = s.info.byteLength;
-      if (s.direct) {
-        const t = this.pool.acquire(s.dtype, s.shape, bytes);
-        tensors.set(s.name, t);
-        reads.push(this.checkpoint.readInto(s.name, hostBytesOf(t, bytes)!));
-      } else reads.push(this.checkpoint.readInto(s.name, staging!.subarray(s.offset, s.offset + bytes)));
-    }
-    const done = Promise.all(reads).then(() => {
+    const stage = this.stages.length ? this.stages[this.nextStage++ % this.stages.length] : undefined;
+    const read = async (): Promise<void> => {
+      if (stage) await stage.map();
+      const t0 = performance.now();
+      const reads: Promise<void>[] = [];
+      for (const s of plan.unit) {
+        const bytes = s.info.byteLength;
+        if (s.direct) {
+          const t = this.pool.acquire(s.dtype, s.shape, bytes);
+          tensors.set(s.name, t);
+          reads.push(this.checkpoint.readInto(s.name, hostBytesOf(t, bytes)!));
+        } else if (stage) reads.push(readViews(this.checkpoint, s, stage.views(s.offset, bytes)));
+        else reads.push(this.checkpoint.readInto(s.name, this.staging!.subarray(s.offset, s.offset + bytes)));
+      }
+      await settleAll(reads);
       this.counters.readMs += performance.now() - t0;
       this.counters.layerBytesRead += plan.unitBytes;
       this.counters.layerLoads++;
-    });
+    };
+    const done = read();
     done.catch(() => undefined);
-    return { layer: index, tensors, done };
+    return { layer: index, tensors, stage, done };
+  }
+
+  /** Records copies of the slots not read in place from a host buffer into pooled device tensors. */
+  private copyIn(plan: LayerPlan, src: HostBuffer, tensors: Map<string, Tensor>): Map<string, Tensor> {
+    const t0 = performance.now();
+    src.seal();
+    for (const s of plan.unit) {
+      if (s.direct) continue;
+      const t = this.pool.acquire(s.dtype, s.shape, s.info.byteLength);
+      this.backend.copyFromHost!(t, src, s.offset);
+      tensors.set(s.name, t);
+    }
+    this.counters.uploadMs += performance.now() - t0;
+    return tensors;
   }
 
   /** Uploads the slots that are not read in place (all of them for "host" layers) into `tensors`. */
@@ -478,9 +552,9 @@ export class LayeredWeightStore implements WeightStore {
     return tensors;
   }
 
-  /** Bytes of the staging buffer (tensors not read in place) and of one streamed layer. */
+  /** Bytes of the staging buffer or the two host buffers streamed layers are read into. */
   get bufferBytes(): { staging: number } {
-    return { staging: this.staging?.byteLength ?? 0 };
+    return { staging: this.staging?.byteLength ?? this.stages.reduce((n, b) => n + b.byteLength, 0) };
   }
 
   private nextStreamed(index: number): number {
@@ -549,6 +623,17 @@ export class LayeredWeightStore implements WeightStore {
   backendOf(): Backend {
     return this.backend;
   }
+}
+
+/** Reads a tensor's bytes into consecutive views (a host buffer's chunks). */
+async function readViews(checkpoint: Checkpoint, s: Slot, views: Uint8Array[]): Promise<void> {
+  let at = 0;
+  const reads = views.map((v) => {
+    const from = at;
+    at += v.byteLength;
+    return checkpoint.readRangeInto(s.name, from, v);
+  });
+  await settleAll(reads);
 }
 
 class StreamedWeights implements Weights {

@@ -115,6 +115,11 @@ export class Checkpoint {
     return this.#shard(name).readInto(name, target);
   }
 
+  /** Reads bytes [from, from + target.byteLength) of one tensor into `target` (a part of a host buffer). */
+  async readRangeInto(name: string, from: number, target: Uint8Array): Promise<void> {
+    return this.#shard(name).readRangeInto(name, from, target);
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#files.values()].map((f) => f.close()));
   }

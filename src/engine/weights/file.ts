@@ -82,6 +82,19 @@ export class SafetensorsFile {
     await readAt(await this.#getHandle(), view, info.byteOffset, this.path);
   }
 
+  /** Reads bytes [from, from + target.byteLength) of the tensor into `target`. */
+  async readRangeInto(name: string, from: number, target: Uint8Array): Promise<void> {
+    const info = this.info(name);
+    if (from < 0 || from + target.byteLength > info.byteLength) {
+      throw new OllmError(
+        "INVALID_ARGUMENT",
+        `Bytes [${from}, ${from + target.byteLength}) are outside tensor ${JSON.stringify(name)} (${info.byteLength} bytes)`,
+      );
+    }
+    if (target.byteLength === 0) return;
+    await readAt(await this.#getHandle(), target, info.byteOffset + from, this.path);
+  }
+
   /** Closes the cached handle, if any; a later read opens it again. */
   async close(): Promise<void> {
     const pending = this.#handle;

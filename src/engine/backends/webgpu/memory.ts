@@ -315,3 +315,90 @@ export class ActivationHeap {
     this.free.clear();
   }
 }
+
+/** Chunks of a MappedHostBuffer by default (large single mappings were seen to abort Dawn). */
+export const HOST_CHUNK_BYTES = 64 << 20;
+
+/**
+ * Host memory copied to the GPU by copyBufferToBuffer: MAP_WRITE buffers of ≤ 64 MiB that the caller fills
+ * while mapped (a streamed layer read straight from disk, or a host-resident layer written once). Sealed,
+ * the device copies from it with no staging copy; `map()` submits what still uses it, then waits.
+ */
+export class MappedHostBuffer {
+  private readonly buffers: GPUBuffer[] = [];
+  private ranges: ArrayBuffer[] | undefined;
+  /** The backend's submission count when a copy from it was last recorded (see `copyTo`). */
+  private usedIn = -1;
+
+  constructor(
+    device: GPUDevice,
+    readonly byteLength: number,
+    private readonly backend: { readonly epoch: number; submitPending(): void },
+    private readonly chunkBytes = HOST_CHUNK_BYTES,
+  ) {
+    if (chunkBytes <= 0 || chunkBytes % 4)
+      throw new RangeError("host buffer chunks are multiples of 4 bytes");
+    try {
+      for (let at = 0; at < byteLength; at += this.chunkBytes) {
+        const size = Math.ceil(Math.min(this.chunkBytes, byteLength - at) / 4) * 4;
+        this.buffers.push(device.createBuffer({ size, usage: MAP_WRITE | COPY_SRC, mappedAtCreation: true }));
+      }
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
+    this.ranges = this.buffers.map((b) => b.getMappedRange());
+  }
+
+  views(offset: number, length: number): Uint8Array[] {
+    const ranges = this.ranges;
+    if (!ranges) throw new Error("host buffer written while sealed");
+    if (offset < 0 || offset + length > this.byteLength)
+      throw new RangeError("host buffer view out of range");
+    const out: Uint8Array[] = [];
+    for (let at = offset, end = offset + length; at < end; ) {
+      const k = Math.floor(at / this.chunkBytes);
+      const from = at - k * this.chunkBytes;
+      const n = Math.min(end - at, this.chunkBytes - from);
+      out.push(new Uint8Array(ranges[k], from, n));
+      at += n;
+    }
+    return out;
+  }
+
+  seal(): void {
+    if (!this.ranges) return;
+    this.ranges = undefined;
+    for (const b of this.buffers) b.unmap();
+  }
+
+  async map(): Promise<void> {
+    if (this.ranges) return;
+    if (this.usedIn === this.backend.epoch) this.backend.submitPending();
+    await Promise.all(this.buffers.map((b) => b.mapAsync(MAP_WRITE)));
+    this.ranges = this.buffers.map((b) => b.getMappedRange());
+  }
+
+  /** Records copies of bytes [offset, offset + bytes) (multiples of 4) into dst at dstOffset. */
+  copyTo(encoder: GPUCommandEncoder, offset: number, bytes: number, dst: GPUBuffer, dstOffset: number): void {
+    if (this.ranges) throw new Error("host buffer copied while mapped: seal it first");
+    if (offset + bytes > this.buffers.length * this.chunkBytes || offset % 4 || bytes % 4)
+      throw new RangeError("host buffer copy out of range or unaligned");
+    this.usedIn = this.backend.epoch;
+    for (let at = offset, end = offset + bytes; at < end; ) {
+      const k = Math.floor(at / this.chunkBytes);
+      const from = at - k * this.chunkBytes;
+      const n = Math.min(end - at, this.chunkBytes - from, this.buffers[k].size - from);
+      if (n <= 0) throw new RangeError("host buffer copy out of range");
+      encoder.copyBufferToBuffer(this.buffers[k], from, dst, dstOffset + (at - offset), n);
+      at += n;
+    }
+  }
+
+  dispose(): void {
+    if (this.usedIn === this.backend.epoch) this.backend.submitPending();
+    for (const b of this.buffers) b.destroy();
+    this.buffers.length = 0;
+    this.ranges = undefined;
+  }
+}

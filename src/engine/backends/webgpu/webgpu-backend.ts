@@ -6,6 +6,7 @@ import type {
   DeltaRuleOptions,
   DeviceStats,
   GatedActivation,
+  HostBuffer,
   InputFusion,
   LinearFusion,
   LinearPart,
@@ -40,6 +41,7 @@ import {
   type ArenaSlice,
   BufferPool,
   bucketSize,
+  MappedHostBuffer,
   type HeapBlock,
   ParamArena,
   StagingRing,
@@ -104,6 +106,8 @@ export interface WebGpuBackendOptions extends GpuDeviceOptions {
   /** Staging ring for uploads: chunk size and count (default 16 MiB × 8: the largest 8B-shape tensor, 117 MB, fits). */
   stagingChunkBytes?: number;
   stagingChunks?: number;
+  /** Chunk size of host buffers (default 64 MiB; tests use small ones to cross chunk boundaries). */
+  hostChunkBytes?: number;
   /** Collect timestamp-query GPU times per submission (--stats). */
   stats?: boolean;
   /** Use subgroup operations when the adapter has them (default true; env OLLM_WEBGPU_SUBGROUPS=0 turns them off). */
@@ -501,6 +505,7 @@ export class WebGpuBackend implements Backend {
   private scope: WebGpuTensor[] | undefined;
   private scopeDepth = 0;
   private readonly maxSegmentBytes: number;
+  private readonly hostChunkBytes: number | undefined;
   private readonly useSubgroups: boolean;
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
@@ -535,6 +540,7 @@ export class WebGpuBackend implements Backend {
       options.stagingChunkBytes ?? 16 << 20,
       options.stagingChunks ?? 8,
     );
+    this.hostChunkBytes = options.hostChunkBytes;
     this.useSubgroups = (options.subgroups ?? process.env.OLLM_WEBGPU_SUBGROUPS !== "0") && gpu.subgroups;
     this.setSubmitEvery(submitInterval(options, gpu.software));
     this.maxSegmentBytes = Math.min(
@@ -656,6 +662,29 @@ export class WebGpuBackend implements Backend {
       segments.push({ buffer, offset: 0, unitStart: start, units });
     }
     return this.track(new WebGpuTensor(this, shape, dtype, segments, "owned"));
+  }
+
+  hostBuffer(byteLength: number): HostBuffer {
+    return new MappedHostBuffer(this.device, byteLength, this, this.hostChunkBytes);
+  }
+
+  copyFromHost(dst: Tensor, src: HostBuffer, offset: number): void {
+    const t = this.gpuTensor(dst);
+    if (!(src instanceof MappedHostBuffer))
+      throw new OllmError("INTERNAL", "copyFromHost: not a WebGPU host buffer");
+    const bpe = DTYPE_BYTES[t.dtype];
+    const unitBytes = (numel(t.shape) / Math.max(1, t.shape[0] ?? 1)) * bpe;
+    this.endPass();
+    for (const seg of t.segments) {
+      // Segment starts are 4-byte aligned (see upload); the last one's padding absorbs the rounding.
+      const bytes = Math.ceil((seg.units * unitBytes) / 4) * 4;
+      src.copyTo(this.commands(), offset + seg.unitStart * unitBytes, bytes, seg.buffer, seg.offset * bpe);
+    }
+  }
+
+  /** Submits what is recorded (a host buffer about to be mapped again is still used by it). */
+  submitPending(): void {
+    this.flush();
   }
 
   fromFloat32(data: Float32Array, shape: number[]): Tensor {
@@ -1980,7 +2009,8 @@ export class WebGpuBackend implements Backend {
 
   private positionsCache: { positions: Int32Array; slice: ArenaSlice; epoch: number } | undefined;
   /** Bumped at every submit (the arena is reset then, so host slices of earlier submissions are gone). */
-  private epoch = 0;
+  /** Submissions so far (per-submission caches and host buffers compare it). */
+  epoch = 0;
 
   /** Host data for the next submission, bound as a storage array. */
   private hostArray(data: Uint32Array): ArenaSlice {
