@@ -101,6 +101,16 @@ function beginPick(
   return { token: token.finally(() => logits.dispose()) };
 }
 
+/**
+ * Steps greedy decoding records ahead of the token it waits for on a queued backend. Two hide the delay
+ * between the device finishing a step and the host hearing of it (env OLLM_DECODE_AHEAD: 0–4, for
+ * measurements).
+ */
+const AHEAD_STEPS = (() => {
+  const n = Number(process.env.OLLM_DECODE_AHEAD ?? 2);
+  return Number.isInteger(n) && n >= 0 && n <= 4 ? n : 2;
+})();
+
 /** Drops a step recorded ahead whose token is not wanted: its pick and its position in the sequence. */
 function discardAhead(seq: Sequence, ahead: Pick): void {
   ahead.token.catch(() => undefined);
@@ -163,9 +173,10 @@ export async function* generate(
     if (!seq.backend.queued) await new Promise<void>((resolve) => setImmediate(resolve));
     return options.signal?.aborted === true;
   };
-  // On a queued backend (WebGPU) greedy decoding runs a step ahead: step n+1 is recorded from the token id
+  // On a queued backend (WebGPU) greedy decoding runs steps ahead: step n+1 is recorded from the token id
   // still on the device while the device runs step n, and dropped if step n's token ends generation.
-  let ahead: Pick | undefined;
+  const ahead: Pick[] = [];
+  const depth = seq.backend.queued && seq.rewindable ? AHEAD_STEPS : 0;
   try {
     if (maxNewTokens === 0) return summary();
     if (await cancelled()) {
@@ -175,8 +186,13 @@ export async function* generate(
     const prompt = await seq.forward(promptIds, { logits: "last", chunkTokens: options.prefillChunkTokens });
     let pending = beginPick(seq, prompt, options, history, rng);
     while (true) {
-      if (pending.reduced && seq.backend.queued && seq.rewindable && completionTokens + 1 < maxNewTokens)
-        ahead = beginPick(seq, await seq.forward(pending.reduced, { logits: "last" }), options, history, rng);
+      while (ahead.length < depth && completionTokens + 1 + ahead.length < maxNewTokens) {
+        const last = ahead[ahead.length - 1] ?? pending;
+        if (!last.reduced) break;
+        ahead.push(
+          beginPick(seq, await seq.forward(last.reduced, { logits: "last" }), options, history, rng),
+        );
+      }
       pending.reduced?.dispose();
       const token = await pending.token;
       if (completionTokens === 0) firstTokenAt = performance.now();
@@ -200,11 +216,11 @@ export async function* generate(
         return summary();
       }
       pending =
-        ahead ?? beginPick(seq, await seq.forward([token.id], { logits: "last" }), options, history, rng);
-      ahead = undefined;
+        ahead.shift() ??
+        beginPick(seq, await seq.forward([token.id], { logits: "last" }), options, history, rng);
     }
   } finally {
-    if (ahead) discardAhead(seq, ahead);
+    for (const pick of ahead.reverse()) discardAhead(seq, pick);
   }
   text += decoder.flush();
   const { delta, stopped } = release(text.length);

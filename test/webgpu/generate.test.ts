@@ -88,6 +88,19 @@ run("generate on WebGPU runs a step ahead and drops it when generation ends", ()
     await expectConsistent(seq, ids);
   });
 
+  it("records two steps ahead of the token it waits for", async () => {
+    const seq = model.newSequence();
+    const forward = vi.spyOn(seq, "forward");
+    let atFirstToken = -1;
+    for await (const chunk of generate(seq, detokenizer, prompt, { maxNewTokens: 8 })) {
+      if (chunk.token && atFirstToken < 0) atFirstToken = forward.mock.calls.length;
+    }
+    forward.mockRestore();
+    // The prompt, then steps 2 and 3 fed from tokens 1 and 2 still on the device.
+    expect(atFirstToken).toBe(3);
+    seq.dispose();
+  });
+
   it("mid-step submits ramp up after a read, and come every n dispatches while a read is in flight", async () => {
     const every = 4;
     const often = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu", submitEvery: every });

@@ -1,7 +1,8 @@
 /**
  * Decode with layers streamed onto the GPU (the offload engine's residency on WebGPU): every layer from host
- * memory, half of them, and none (all resident), on one checkpoint. Greedy generate(), tok/s and the
- * streaming store's counters.
+ * memory, half of them, none (all resident), all without the copy a layer ahead, and all from disk, on one
+ * checkpoint. Greedy generate(), tok/s, the layer bytes moved to the device per second, and the streaming
+ * store's counters.
  *
  *   node stream-bench.js MODEL_DIR [TOKENS] [JSON_OUT]
  */
@@ -9,6 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
 import type { Residency } from "../../src/engine/residency/policy.js";
+import { Checkpoint } from "../../src/engine/weights/safetensors.js";
 import { SILENT } from "./common.js";
 
 const [dir, tokensArg, jsonOut] = process.argv.slice(2);
@@ -16,13 +18,23 @@ const tokens = Number(tokensArg ?? 16);
 const results: Record<string, unknown>[] = [];
 const config = JSON.parse(readFileSync(`${dir}/config.json`, "utf8")) as { num_hidden_layers: number };
 const layers = config.num_hidden_layers;
-for (const [name, residency] of [
-  ["all resident", undefined],
-  ["half from host", Array.from({ length: layers }, (_, i) => (i % 2 ? "host" : "device"))],
-  ["all from host", Array.from({ length: layers }, () => "host")],
-] as [string, Residency[] | undefined][]) {
+const ckpt = await Checkpoint.open(dir);
+const layerBytes =
+  ckpt
+    .names()
+    .filter((n) => /\.layers\.\d+\./.test(n))
+    .reduce((sum, n) => sum + ckpt.info(n).byteLength, 0) / layers;
+await ckpt.close();
+const all = (r: Residency) => Array.from({ length: layers }, () => r);
+for (const [name, residency, prefetchWeights] of [
+  ["all resident", undefined, true],
+  ["half from host", Array.from({ length: layers }, (_, i) => (i % 2 ? "host" : "device")), true],
+  ["all from host", all("host"), true],
+  ["all from host, no copy ahead", all("host"), false],
+  ["all from disk", all("disk"), true],
+] as [string, Residency[] | undefined, boolean][]) {
   const t0 = performance.now();
-  const model = await loadModel(dir, { backend: "webgpu", residency });
+  const model = await loadModel(dir, { backend: "webgpu", residency, prefetchWeights });
   const loadS = (performance.now() - t0) / 1000;
   const seq = model.newSequence();
   const run = async (count: number) => {
@@ -31,12 +43,14 @@ for (const [name, residency] of [
     seq.reset();
     return count / ((performance.now() - s0) / 1000);
   };
-  await run(4);
+  await run(2);
   const tokS = await run(tokens);
   const stats = model.streamingStats();
-  results.push({ name, loadS, tokS, stats });
+  const streamed = residency?.filter((r) => r !== "device").length ?? 0;
+  const gbPerS = (tokS * streamed * layerBytes) / 1e9;
+  results.push({ name, loadS, tokS, layerBytes, streamedLayers: streamed, gbPerS, stats });
   console.log(
-    `${name}: ${tokS.toFixed(2)} tok/s (load ${loadS.toFixed(1)} s)${stats ? `; ${stats.layerLoads} layer loads, upload ${stats.uploadMs.toFixed(0)} ms, waited ${stats.waitMs.toFixed(0)} ms` : ""}`,
+    `${name}: ${tokS.toFixed(2)} tok/s, ${gbPerS.toFixed(1)} GB/s of layers to the device (load ${loadS.toFixed(1)} s)${stats ? `; ${stats.layerLoads} layer loads, copy recording ${stats.uploadMs.toFixed(0)} ms, waited ${stats.waitMs.toFixed(0)} ms` : ""}`,
   );
   await model.close();
 }
