@@ -1,9 +1,12 @@
 /**
  * Our side of the GPU benchmark: for each checkpoint, decode tok/s with every weight resident on the GPU,
- * prefill tok/s of one long prompt, upload speed and the HBM bound; plus a correctness check of the
+ * prefill tok/s of one long prompt, upload speed and the HBM bound (weight bytes per token over the memory
+ * bandwidth a copy kernel reaches in the same run, see bandwidth.ts); plus a correctness check of the
  * kernels on this adapter (a fixture model's logits against the CPU backend).
  *
- *   node bench.js [--device D] [--decode 128] [--prompt 2048] [--hbm 4.8e12] [--safe] [--json OUT] MODEL_DIR...
+ *   node bench.js [--device D] [--decode 128] [--prompt 2048] [--hbm BYTES_PER_S] [--safe] [--json OUT] MODEL_DIR...
+ *
+ * --hbm replaces the measured copy bandwidth in the bound (e.g. 4.8e12, the H200's nominal figure).
  *
  * The kernels run with the fastest Dawn toggles that pass the check (robustness and validation off);
  * --safe keeps the product's default (both on).
@@ -11,8 +14,9 @@
 import { writeFileSync } from "node:fs";
 import type { Backend } from "../../src/engine/backend.js";
 import type { Tensor } from "../../src/engine/tensor.js";
-import type { WebGpuBackend, WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
+import { WebGpuBackend, type WebGpuStats } from "../../src/engine/backends/webgpu/webgpu-backend.js";
 import { generate } from "../../src/engine/generate.js";
+import { type Bandwidth, measureBandwidth } from "./bandwidth.js";
 import { argmax, relErr, SILENT } from "./common.js";
 import { loadModel } from "../../src/engine/model.js";
 
@@ -20,6 +24,7 @@ interface Args {
   device: string;
   decode: number;
   prompt: number;
+  /** Bytes per second for the HBM bound (0: the copy kernel's, measured). */
   hbm: number;
   json?: string;
   fixture: string;
@@ -33,7 +38,7 @@ function parseArgs(argv: string[]): Args {
     device: "auto",
     decode: 128,
     prompt: 2048,
-    hbm: 4.8e12,
+    hbm: 0,
     fixture: "test/fixtures/models/tiny-llama",
     subgroups: true,
     safe: false,
@@ -119,7 +124,7 @@ interface ModelResult {
   stats: WebGpuStats;
 }
 
-async function benchModel(dir: string, args: Args): Promise<ModelResult> {
+async function benchModel(dir: string, args: Args, bandwidth: number): Promise<ModelResult> {
   const t0 = performance.now();
   const model = await loadModel(dir, { backend: "webgpu", device: args.device, stats: true });
   const backend = gpuOf(model.backend);
@@ -261,18 +266,24 @@ async function benchModel(dir: string, args: Args): Promise<ModelResult> {
     decodeBySubmitInterval: sweep,
     decodeRecordMsPerToken: byDefault.recordMs,
     decodeGpuMsPerToken,
-    dispatchesPerToken: (after.dispatches - before.dispatches) / args.decode,
+    dispatchesPerToken: (after.dispatches - before.dispatches) / (3 * args.decode),
     submitsPerToken: (after.submits - before.submits) / (3 * args.decode),
     prefillTokens: args.prompt,
     prefillTokS,
     prefillGpuMs,
-    hbmBoundTokS: args.hbm / weightBytes,
+    hbmBoundTokS: bandwidth / weightBytes,
     stats,
   };
 }
 
 const args = parseArgs(process.argv.slice(2));
-const result: { checks: unknown[]; models: ModelResult[]; errors: string[]; config?: unknown } = {
+const result: {
+  checks: unknown[];
+  models: ModelResult[];
+  errors: string[];
+  config?: unknown;
+  bandwidth?: Bandwidth;
+} = {
   checks: [],
   models: [],
   errors: [],
@@ -306,10 +317,20 @@ try {
     }
   }
   if (!ok) log("WARNING: no kernel configuration matched the CPU backend; timing anyway");
+  const probe = await WebGpuBackend.create({ device: args.device });
+  try {
+    result.bandwidth = await measureBandwidth(probe.gpu);
+    const b = result.bandwidth;
+    log(
+      `memory bandwidth over ${(b.bufferBytes / 2 ** 20).toFixed(0)} MiB: copy kernel ${(b.copyKernel / 1e12).toFixed(2)} TB/s (read + write), read kernel ${(b.readKernel / 1e12).toFixed(2)} TB/s, copyBufferToBuffer ${(b.copyCommand / 1e12).toFixed(2)} TB/s`,
+    );
+  } finally {
+    await probe.close();
+  }
   save();
   for (const dir of args.models) {
     try {
-      result.models.push(await benchModel(dir, args));
+      result.models.push(await benchModel(dir, args, args.hbm || result.bandwidth.copyKernel));
     } catch (error) {
       result.errors.push(`${dir}: ${(error as Error).stack ?? String(error)}`);
       log(`${dir} failed: ${(error as Error).stack ?? String(error)}`);

@@ -25,6 +25,7 @@ const layerBytes =
     .filter((n) => /\.layers\.\d+\./.test(n))
     .reduce((sum, n) => sum + ckpt.info(n).byteLength, 0) / layers;
 await ckpt.close();
+let residentIds: number[] | undefined;
 const all = (r: Residency) => Array.from({ length: layers }, () => r);
 for (const [name, residency, prefetchWeights] of [
   ["all resident", undefined, true],
@@ -37,20 +38,26 @@ for (const [name, residency, prefetchWeights] of [
   const model = await loadModel(dir, { backend: "webgpu", residency, prefetchWeights });
   const loadS = (performance.now() - t0) / 1000;
   const seq = model.newSequence();
+  let ids: number[] = [];
   const run = async (count: number) => {
     const s0 = performance.now();
-    for await (const _ of generate(seq, SILENT, [1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: count }));
+    ids = [];
+    for await (const chunk of generate(seq, SILENT, [1, 2, 3, 4, 5, 6, 7, 8], { maxNewTokens: count }))
+      if (chunk.token) ids.push(chunk.token.id);
     seq.reset();
     return count / ((performance.now() - s0) / 1000);
   };
   await run(2);
   const tokS = await run(tokens);
+  // Streamed weights must give the resident model's greedy tokens.
+  residentIds ??= ids;
+  const same = ids.join() === residentIds.join();
   const stats = model.streamingStats();
   const streamed = residency?.filter((r) => r !== "device").length ?? 0;
   const gbPerS = (tokS * streamed * layerBytes) / 1e9;
-  results.push({ name, loadS, tokS, layerBytes, streamedLayers: streamed, gbPerS, stats });
+  results.push({ name, loadS, tokS, layerBytes, streamedLayers: streamed, gbPerS, sameTokens: same, stats });
   console.log(
-    `${name}: ${tokS.toFixed(2)} tok/s, ${gbPerS.toFixed(1)} GB/s of layers to the device (load ${loadS.toFixed(1)} s)${stats ? `; ${stats.layerLoads} layer loads, copy recording ${stats.uploadMs.toFixed(0)} ms, waited ${stats.waitMs.toFixed(0)} ms` : ""}`,
+    `${name}: ${tokS.toFixed(2)} tok/s, ${same ? "same tokens as resident" : "TOKENS DIFFER from resident"}, ${gbPerS.toFixed(1)} GB/s of layers to the device (load ${loadS.toFixed(1)} s)${stats ? `; ${stats.layerLoads} layer loads, copy recording ${stats.uploadMs.toFixed(0)} ms, waited ${stats.waitMs.toFixed(0)} ms` : ""}`,
   );
   await model.close();
 }

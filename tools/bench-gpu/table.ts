@@ -19,7 +19,7 @@ const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a 
 
 const rows: string[] = [];
 rows.push(
-  "| shape | weights | HBM bound tok/s | ours decode tok/s | llama.cpp tg128 tok/s | ours / llama.cpp | transformers decode tok/s | ours prefill tok/s | llama.cpp pp tok/s | ours / llama.cpp | transformers prefill tok/s |",
+  "| shape | weights | HBM bound tok/s (copy kernel) | ours decode tok/s | llama.cpp tg128 tok/s | ours / llama.cpp | transformers decode tok/s | ours prefill tok/s | llama.cpp pp tok/s | ours / llama.cpp | transformers prefill tok/s |",
 );
 rows.push("|---|---|---|---|---|---|---|---|---|---|---|");
 for (const [name, file] of [
@@ -49,6 +49,16 @@ if (ours) {
         )}; GPU ${fmt(m.decodeGpuMsPerToken, 2)} ms/token (one submit per step), ${fmt(m.dispatchesPerToken, 0)} dispatches/token; prefill GPU ${fmt(m.prefillGpuMs, 0)} ms`,
     );
   }
+  const b = ours.bandwidth;
+  if (b)
+    console.log(
+      `- memory bandwidth (the HBM bound's): copy kernel ${fmt(b.copyKernel / 1e12, 2)} TB/s (read + write), read kernel ${fmt(b.readKernel / 1e12, 2)} TB/s, copyBufferToBuffer ${fmt(b.copyCommand / 1e12, 2)} TB/s`,
+    );
+  for (const m of ours.models ?? [])
+    if (m.decodeRuns)
+      console.log(
+        `- ${m.dir}: decode runs ${m.decodeRuns.map((v: number) => fmt(v)).join(", ")} tok/s (the table shows the median)`,
+      );
   for (const c of ours.checks ?? []) console.log(`- check: ${JSON.stringify(c)}`);
   for (const e of ours.errors ?? []) console.log(`- error: ${e.split("\n")[0]}`);
 }
