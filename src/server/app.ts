@@ -76,12 +76,14 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const ctx: ServerContext = {
     client: options.client,
     config,
-    models: new ModelDirectory(options.client, options.runtimeConfig ?? {}),
+    models: new ModelDirectory(options.client, options.runtimeConfig ?? {}, config),
     queues: new QueueSet(config.concurrency, config.maxQueue),
     generationDefaults: options.generationConfig ?? {},
     shutdown: shutdown.signal,
     startedAt: unixSeconds(),
   };
+  // A mistyped allowed model fails the start, not the first request naming it.
+  await ctx.models.checkAllowed();
   const sessions = new SessionStore(config.maxSessions);
   const responses = new ResponseStore(config.maxStoredResponses);
   const catalog = new RouteCatalog();

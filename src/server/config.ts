@@ -38,6 +38,18 @@ export const ServerConfigSchema = z.strictObject({
     .boolean()
     .default(false)
     .describe("Allow binding a non-loopback address without an API key"),
+  allowModels: z
+    .array(z.string().trim().min(1, "cannot be empty"))
+    .default([])
+    .describe(
+      "Models requests may name besides the default model (references: aliases, repo ids, paths); when set, no other is served",
+    ),
+  listedModelsOnly: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Serve only the models /v1/models lists (no downloads or paths named by a request); on when allowModels is set",
+    ),
   concurrency: positiveInt.default(1).describe("Generations running at once per model"),
   maxQueue: z
     .number()

@@ -2,7 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { RuntimeClient } from "../client.js";
 import type { RuntimeConfigInput } from "../config/runtime-config.js";
-import { isOllmError } from "../errors.js";
+import { isOllmError, OllmError } from "../errors.js";
 import type { ResolvedModel } from "../runtime/resolved-model.js";
 import { ApiError } from "./errors.js";
 
@@ -28,23 +28,57 @@ const LIST_TTL_MS = 5_000;
 const RESOLVE_TTL_MS = 10_000;
 const RESOLVE_CACHE_SIZE = 256;
 
+/** Which models requests may name (the server config's `allowModels` and `listedModelsOnly`). */
+export interface ModelAccess {
+  /** Served besides the default model; when non-empty, the only ones listed and served. */
+  allowModels?: readonly string[];
+  /** Refuse every model the list does not hold (no downloads or paths a request names). */
+  listedModelsOnly?: boolean;
+}
+
 /**
- * The models a server offers: the default model (the runtime config's `modelReference`) and the models
- * discovered under `modelsDir`, each by an id that resolves through the client. Any other reference
- * (alias, repo id, path) is resolved through the client as well.
+ * The models a server offers: the default model (the runtime config's `modelReference`) and either the
+ * allowed models or the models discovered under `modelsDir`, each by an id that resolves through the
+ * client. Unrestricted, any other reference (alias, repo id, path) is resolved through the client as
+ * well; restricted, a request may only name a listed model (by its id, reference, alias, repo id, name
+ * or path): anything else is 404 without being resolved, so a caller can neither start a download nor
+ * probe the server's files.
  */
 export class ModelDirectory {
   readonly #client: RuntimeClient;
   readonly #defaults: Partial<RuntimeConfigInput>;
   readonly #modelsDir: string;
+  readonly #allowed: string[];
+  readonly #restricted: boolean;
   #list: { at: number; value: Promise<ListedModel[]> } | undefined;
   readonly #resolved = new Map<string, { at: number; value: Promise<ResolvedModel> }>();
   readonly #toolTemplates = new Map<string, Promise<boolean>>();
 
-  constructor(client: RuntimeClient, defaults: Partial<RuntimeConfigInput>) {
+  constructor(client: RuntimeClient, defaults: Partial<RuntimeConfigInput>, access: ModelAccess = {}) {
     this.#client = client;
     this.#defaults = defaults;
     this.#modelsDir = resolve(defaults.modelsDir ?? "models");
+    this.#allowed = [...new Set(access.allowModels ?? [])];
+    this.#restricted = this.#allowed.length > 0 || access.listedModelsOnly === true;
+  }
+
+  /** Resolves every allowed model once (INVALID_CONFIG naming the first that does not resolve). */
+  async checkAllowed(): Promise<void> {
+    for (const ref of this.#allowed) {
+      try {
+        await this.#resolve(ref);
+      } catch (error) {
+        if (!isOllmError(error)) throw error;
+        throw new OllmError(
+          "INVALID_CONFIG",
+          `server.allowModels: cannot resolve "${ref}": ${error.message}`,
+          {
+            hint: "List model references that resolve (ollm models list shows them).",
+            cause: error,
+          },
+        );
+      }
+    }
   }
 
   /** The default model reference, if the server has one. */
@@ -79,6 +113,21 @@ export class ModelDirectory {
         // A default that does not resolve is reported when a request uses it.
       }
     }
+    if (this.#allowed.length > 0) {
+      // Allowed models keep the reference they were listed by as their id.
+      for (const ref of this.#allowed) {
+        if (out.some((m) => m.id === ref)) continue;
+        try {
+          const resolved = await this.#resolve(ref);
+          if (resolved.path && seen.has(resolved.path)) continue;
+          if (resolved.path) seen.add(resolved.path);
+          out.push({ id: ref, reference: ref, resolved, isDefault: false });
+        } catch {
+          // Checked at startup; one that stopped resolving is reported when a request names it.
+        }
+      }
+      return out;
+    }
     let found: ResolvedModel[] = [];
     try {
       found = await this.#client.discoverLocalModels(this.#modelsDir);
@@ -98,6 +147,32 @@ export class ModelDirectory {
   }
 
   /**
+   * The listed model a request's name means: by id first, then by any other name of it (reference,
+   * alias, repo id, display name, directory).
+   */
+  async #match(name: string): Promise<ListedModel | undefined> {
+    const list = await this.list();
+    return (
+      list.find((m) => m.id === name) ??
+      list.find((m) =>
+        [
+          m.reference,
+          m.resolved.reference,
+          m.resolved.alias,
+          m.resolved.repoId,
+          m.resolved.name,
+          m.resolved.path,
+        ].includes(name),
+      )
+    );
+  }
+
+  /** Whether a name that matched no listed model may still be resolved (404 `not served` otherwise). */
+  #mayResolve(name: string): boolean {
+    return !this.#restricted || name === this.defaultReference || this.#allowed.includes(name);
+  }
+
+  /**
    * The model a request names (or the default): 400 when neither is given, 404 when the reference
    * resolves to nothing.
    */
@@ -109,7 +184,8 @@ export class ModelDirectory {
         code: "invalid_request",
         param: "model",
       });
-    const listed = (await this.list()).find((m) => m.id === id);
+    const listed = await this.#match(id);
+    if (!listed && !this.#mayResolve(id)) throw notServed(id);
     const reference = listed?.reference ?? id;
     let resolved: ResolvedModel;
     try {
@@ -127,8 +203,9 @@ export class ModelDirectory {
 
   /** A listed or resolvable model by id (404 otherwise). */
   async find(id: string): Promise<ListedModel> {
-    const listed = (await this.list()).find((m) => m.id === id);
-    if (listed) return listed;
+    const listed = await this.#match(id);
+    if (listed) return { ...listed, id };
+    if (!this.#mayResolve(id)) throw notServed(id);
     try {
       const resolved = await this.#resolve(id);
       if (!resolved.materialized && resolved.issues.length > 0) throw notFound(id);
@@ -171,6 +248,14 @@ function notFound(id: string, cause?: unknown): ApiError {
     code: "model_not_found",
     param: "model",
     hint: "GET /v1/models lists the models this server offers.",
+  });
+}
+
+function notServed(id: string): ApiError {
+  return new ApiError(404, `The model \`${id}\` is not served here`, {
+    code: "model_not_found",
+    param: "model",
+    hint: "This server serves only the models GET /v1/models lists.",
   });
 }
 

@@ -199,3 +199,16 @@ export function buildEndlessModel(dir: string, maxPositions = 8192): Promise<str
     maxPositions,
   });
 }
+
+/** What the text model answers. */
+export const TEXT_REPLY = "It is sunny in Paris.";
+
+/** A model whose template renders tools but that answers every prompt with {@link TEXT_REPLY} (never a call). */
+export function buildTextToolsModel(dir: string): Promise<string> {
+  return buildSteeredModel(dir, {
+    addedTokens: [TEXT_REPLY],
+    defaultToken: { added: 0 },
+    next: [[{ added: 0 }, IM_END]],
+    chatTemplate: QWEN_TOOLS_TEMPLATE,
+  });
+}

@@ -7,7 +7,7 @@ import {
   type TokenizerLoader,
 } from "../../src/runtime/tokenizer.js";
 import { removeDir, startTestServer, type TestServer, tempDir } from "./helpers.js";
-import { buildToolModel, WEATHER_CALL } from "./steered-model.js";
+import { buildTextToolsModel, buildToolModel, TEXT_REPLY, WEATHER_CALL } from "./steered-model.js";
 
 /** Records every prompt the chat template renders. */
 function renderingSpy(): { loader: TokenizerLoader; rendered: string[] } {
@@ -27,6 +27,8 @@ function renderingSpy(): { loader: TokenizerLoader; rendered: string[] } {
 
 let dir: string;
 let model: string;
+/** Renders tools but always answers in text. */
+let textModel: string;
 let server: TestServer;
 let ai: OpenAI;
 let rendered: string[];
@@ -44,6 +46,7 @@ const ask: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "What
 beforeAll(async () => {
   dir = await tempDir("ollm-tools-");
   model = await buildToolModel(join(dir, "tool-model"));
+  textModel = await buildTextToolsModel(join(dir, "text-model"));
   const spy = renderingSpy();
   rendered = spy.rendered;
   server = await startTestServer(
@@ -209,5 +212,177 @@ describe("responses API with function tools", () => {
       (i) => i.type === "function_call",
     ) as OpenAI.Responses.ResponseFunctionToolCall;
     expect(JSON.parse(call.arguments)).toEqual({ city: "Paris" });
+  });
+});
+
+describe("tool_choice enforcement", () => {
+  const timeTool: OpenAI.ChatCompletionTool = {
+    type: "function",
+    function: { name: "get_time", parameters: { type: "object", properties: {} } },
+  };
+  const unsatisfied = (message: RegExp) => ({
+    status: 422,
+    code: "tool_choice_unsatisfied",
+    param: "tool_choice",
+    type: "invalid_request_error",
+    message: expect.stringMatching(message),
+  });
+
+  test('"required": the model\'s call comes back (whole and streamed)', async () => {
+    const r = await ai.chat.completions.create({
+      model,
+      messages: ask,
+      tools: [weatherTool, timeTool],
+      tool_choice: "required",
+    });
+    expect(rendered.at(-1)).toContain("get_time"); // every tool is offered
+    expect(r.choices[0].finish_reason).toBe("tool_calls");
+    const call = r.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    const final = await ai.chat.completions
+      .stream({ model, messages: ask, tools: [weatherTool], tool_choice: "required" })
+      .finalChatCompletion();
+    expect(final.choices[0].message.tool_calls).toHaveLength(1);
+    expect(final.choices[0].message.content ?? "").toBe("");
+  });
+
+  test('"required" with a model that answers in text: 422 tool_choice_unsatisfied, no text passed off as a reply', async () => {
+    // The same model answers in text when tools are optional.
+    const auto = await ai.chat.completions.create({ model: textModel, messages: ask, tools: [weatherTool] });
+    expect(auto.choices[0].message.content).toBe(TEXT_REPLY);
+    const required = {
+      model: textModel,
+      messages: ask,
+      tools: [weatherTool],
+      tool_choice: "required" as const,
+    };
+    await expect(ai.chat.completions.create(required)).rejects.toMatchObject(
+      unsatisfied(/tool_choice is "required", but the model answered with text instead of a tool call$/),
+    );
+    // Streamed: no content delta, then the error event (the SDK throws it).
+    const stream = await ai.chat.completions.create({ ...required, stream: true });
+    const content: string[] = [];
+    const failure = await (async () => {
+      try {
+        for await (const chunk of stream) content.push(chunk.choices[0]?.delta.content ?? "");
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(content.join("")).toBe("");
+    expect(failure).toMatchObject({
+      error: { code: "tool_choice_unsatisfied", param: "tool_choice" },
+      message: expect.stringContaining("answered with text"),
+    });
+  });
+
+  test("a reply cut at the token limit says so", async () => {
+    await expect(
+      ai.chat.completions.create({
+        model: textModel,
+        messages: ask,
+        tools: [weatherTool],
+        tool_choice: "required",
+        max_tokens: 1,
+      }),
+    ).rejects.toMatchObject(
+      unsatisfied(/answered with text instead of a tool call \(its reply was cut at the token limit\)$/),
+    );
+  });
+
+  test("named: only that tool is offered, and a call of another function is 422 naming both", async () => {
+    const r = await ai.chat.completions.create({
+      model,
+      messages: ask,
+      tools: [timeTool, weatherTool],
+      tool_choice: { type: "function", function: { name: "get_weather" } },
+    });
+    const call = r.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
+
+    // The steered model calls get_weather whatever it is offered: here only get_time.
+    await expect(
+      ai.chat.completions.create({
+        model,
+        messages: ask,
+        tools: [weatherTool, timeTool],
+        tool_choice: { type: "function", function: { name: "get_time" } },
+      }),
+    ).rejects.toMatchObject(
+      unsatisfied(/tool_choice names the function "get_time", but the model called "get_weather" instead$/),
+    );
+    expect(rendered.at(-1)).toContain('"name": "get_time"');
+    expect(rendered.at(-1)).not.toContain("get_weather");
+    await expect(
+      ai.chat.completions.create({
+        model: textModel,
+        messages: ask,
+        tools: [weatherTool],
+        tool_choice: { type: "function", function: { name: "get_weather" } },
+      }),
+    ).rejects.toMatchObject(
+      unsatisfied(/names the function "get_weather", but the model answered with text/),
+    );
+  });
+
+  test("bad choices are 400 naming tool_choice: a named tool not in tools, required without tools", async () => {
+    for (const body of [
+      { tools: [weatherTool], tool_choice: { type: "function", function: { name: "get_time" } } },
+      { tool_choice: "required" },
+    ])
+      await expect(
+        ai.chat.completions.create({
+          model,
+          messages: ask,
+          ...body,
+        } as OpenAI.ChatCompletionCreateParamsNonStreaming),
+      ).rejects.toMatchObject({ status: 400, code: "invalid_request", param: "tool_choice" });
+  });
+
+  describe("responses API", () => {
+    const tools: OpenAI.Responses.FunctionTool[] = [
+      { type: "function", name: "get_weather", parameters: { type: "object" }, strict: false },
+      { type: "function", name: "get_time", parameters: { type: "object" }, strict: false },
+    ];
+
+    test("required / named: the call, or 422 (whole) and response.failed (streamed)", async () => {
+      const ok = await ai.responses.create({ input: "Weather?", tools, tool_choice: "required" });
+      expect(ok.output.map((i) => i.type)).toEqual(["function_call"]);
+      await expect(
+        ai.responses.create({ input: "Time?", tools, tool_choice: { type: "function", name: "get_time" } }),
+      ).rejects.toMatchObject(unsatisfied(/"get_time", but the model called "get_weather" instead/));
+      await expect(
+        ai.responses.create({ model: textModel, input: "Weather?", tools, tool_choice: "required" }),
+      ).rejects.toMatchObject(unsatisfied(/answered with text/));
+
+      const stream = await ai.responses.create({
+        model: textModel,
+        input: "Weather?",
+        tools,
+        tool_choice: "required",
+        stream: true,
+      });
+      const events: OpenAI.Responses.ResponseStreamEvent[] = [];
+      for await (const event of stream) events.push(event);
+      expect(events.map((e) => e.type)).not.toContain("response.output_text.delta");
+      const last = events.at(-1) as OpenAI.Responses.ResponseFailedEvent;
+      expect(last.type).toBe("response.failed");
+      expect(last.response.status).toBe("failed");
+      expect(last.response.error).toMatchObject({
+        code: "tool_choice_unsatisfied",
+        message: expect.stringContaining("answered with text"),
+      });
+    });
+
+    test("bad choices are 400 naming tool_choice", async () => {
+      await expect(
+        ai.responses.create({ input: "x", tools, tool_choice: { type: "function", name: "nope" } }),
+      ).rejects.toMatchObject({ status: 400, param: "tool_choice" });
+      await expect(ai.responses.create({ input: "x", tool_choice: "required" })).rejects.toMatchObject({
+        status: 400,
+        param: "tool_choice",
+      });
+    });
   });
 });

@@ -6,6 +6,7 @@ import { jsonDepth, MAX_JSON_DEPTH, parseJsonBody } from "../../src/server/json-
 import { RequestQueue } from "../../src/server/queue.js";
 import { Channel } from "../../src/server/sse.js";
 import { OllmError } from "../../src/errors.js";
+import { type FinalOutput, toolChoiceViolation, toolDemand } from "../../src/server/openai/output.js";
 import { ChatCompletionRequestSchema } from "../../src/server/openai/schemas.js";
 
 const tick = () => new Promise((r) => setImmediate(r));
@@ -180,4 +181,78 @@ test("Channel: a producer waits for a slow consumer; a consumer that leaves rele
   }
   await producer;
   expect(seen).toEqual([0, 1, 2, 3]);
+});
+
+describe("tool_choice checks", () => {
+  const reply = (calls: [string, string][], finishReason: FinalOutput["finishReason"] = "tool_calls") => ({
+    content: "",
+    reasoning: null,
+    toolCalls: calls.map(([name, args], i) => ({ id: `call_${i}`, name, arguments: args })),
+    finishReason,
+  });
+
+  test("auto and none demand nothing; required and named demand calls of the offered functions", () => {
+    expect(toolDemand("auto", ["f"])).toBeUndefined();
+    expect(toolDemand("none", ["f"])).toBeUndefined();
+    expect(toolDemand("required", [])).toBeUndefined();
+    expect(toolDemand("required", ["f", "g"])).toEqual({ names: ["f", "g"], named: false });
+    expect(toolDemand({ type: "function", name: "g" }, ["g"])).toEqual({ names: ["g"], named: true });
+  });
+
+  test("a reply honours the demand, or the 422 says how it did not", () => {
+    const required = toolDemand("required", ["f", "g"]);
+    const named = toolDemand({ type: "function", function: { name: "g" } }, ["g"]);
+    expect(toolChoiceViolation(reply([["f", "{}"]]), undefined)).toBeUndefined();
+    expect(
+      toolChoiceViolation(
+        reply([
+          ["f", '{"a": 1}'],
+          ["g", "{}"],
+        ]),
+        required,
+      ),
+    ).toBeUndefined();
+    expect(toolChoiceViolation(reply([["g", "{}"]]), named)).toBeUndefined();
+    const cases: [FinalOutput, typeof required, string][] = [
+      [
+        reply([], "stop"),
+        required,
+        'tool_choice is "required", but the model answered with text instead of a tool call',
+      ],
+      [
+        reply([], "length"),
+        named,
+        'tool_choice names the function "g", but the model answered with text instead of a tool call (its reply was cut at the token limit)',
+      ],
+      [
+        reply([["h", "{}"]]),
+        required,
+        'tool_choice is "required", but the model called "h", which is not among tools',
+      ],
+      [
+        reply([
+          ["g", "{}"],
+          ["f", "{}"],
+        ]),
+        named,
+        'tool_choice names the function "g", but the model called "f" instead',
+      ],
+      [
+        reply([["f", '"Paris"']]),
+        required,
+        'tool_choice is "required", but the arguments of the model\'s call of "f" are not a JSON object',
+      ],
+    ];
+    for (const [out, demand, message] of cases) {
+      const error = toolChoiceViolation(out, demand);
+      expect(error).toBeInstanceOf(ApiError);
+      expect(error?.body().error).toMatchObject({
+        message,
+        type: "invalid_request_error",
+        param: "tool_choice",
+        code: "tool_choice_unsatisfied",
+      });
+      expect(error?.status).toBe(422);
+    }
+  });
 });

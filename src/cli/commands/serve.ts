@@ -3,6 +3,7 @@
  * layered [server], [runtime] and [generation] settings as its configuration and request defaults.
  * SIGINT/SIGTERM stop it gracefully (exit 0); a second signal exits at once.
  */
+import { isLoopbackHost } from "../../server/config.js";
 import type { CliContext } from "../context.js";
 import { EXIT } from "../errors.js";
 
@@ -28,9 +29,20 @@ export async function runServe(ctx: CliContext): Promise<number> {
     handleSignals: false,
     env: ctx.env,
   });
+  const only = server.allowModels.length
+    ? `; serving only ${[runtimeConfig.modelReference, ...server.allowModels].join(", ")}`
+    : server.listedModelsOnly
+      ? "; serving only the listed models"
+      : "";
   ctx.ui.line(
-    `ollm server listening on ${handle.url} (default model ${runtimeConfig.modelReference}); Ctrl-C stops it`,
+    `ollm server listening on ${handle.url} (default model ${runtimeConfig.modelReference}${only}); Ctrl-C stops it`,
   );
+  // Reachable from elsewhere and unrestricted: say so, since a caller may then start downloads.
+  if (!only && !isLoopbackHost(server.host))
+    ctx.ui.warn(
+      "requests may name any model reference (a hub id is downloaded, a path on this machine is loaded)",
+      "Limit them with --allow-model REF (repeatable) or --listed-models-only.",
+    );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGINT", () => resolve("SIGINT"));
     process.once("SIGTERM", () => resolve("SIGTERM"));

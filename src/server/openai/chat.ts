@@ -24,7 +24,7 @@ import {
   requireJsonMention,
   templateTools,
 } from "./convert.js";
-import { finalOutput, isHarmony } from "./output.js";
+import { finalOutput, isHarmony, type ToolDemand, toolChoiceViolation, toolDemand } from "./output.js";
 import {
   type ChatCompletion,
   type ChatCompletionChunk,
@@ -89,7 +89,8 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
     summary: "Chat completion (OpenAI-compatible), streamed with stream: true",
     description:
       "Messages with text, image_url and input_audio parts; max_tokens/max_completion_tokens, temperature, top_p, " +
-      "seed, stop, logprobs/top_logprobs, tools/tool_choice (calls parsed from the model's output), " +
+      "seed, stop, logprobs/top_logprobs, tools/tool_choice (calls parsed from the model's output; " +
+      'a reply that does not honour "required" or a named function is 422 tool_choice_unsatisfied), ' +
       "response_format json_object (the reply is checked to be JSON; 422 otherwise). frequency_penalty and " +
       "presence_penalty are accepted and ignored. Streaming sends chat.completion.chunk events then `data: [DONE]`.",
     body: ChatCompletionRequestSchema,
@@ -106,14 +107,18 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
       requireJsonMention(messages, "'messages'", "response_format");
     const choice = body.tool_choice ?? "auto";
     const toolsOn = await toolsRequested(ctx, target, body.tools, choice);
-    const tools =
+    // A named choice offers the template that function alone (steering the model toward it).
+    const offered =
       toolsOn && body.tools
-        ? templateTools(
-            typeof choice === "object"
-              ? body.tools.filter((t) => t.function.name === choice.function.name)
-              : body.tools,
-          )
-        : undefined;
+        ? typeof choice === "object"
+          ? body.tools.filter((t) => t.function.name === choice.function.name)
+          : body.tools
+        : [];
+    const tools = offered.length ? templateTools(offered) : undefined;
+    const demand = toolDemand(
+      choice,
+      offered.map((t) => t.function.name),
+    );
     const generationConfig = chatGenerationConfig(ctx, body);
     const wantJson =
       body.response_format?.type === "json_object" || body.response_format?.type === "json_schema";
@@ -134,12 +139,14 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
         releaseOnClose(reply, gen);
         return sendSse(
           reply,
-          streamChunks(gen, first, { id, created, model: target.id, toolsOn, wantJson, body }),
+          streamChunks(gen, first, { id, created, model: target.id, toolsOn, demand, wantJson, body }),
         );
       }
       const response = await gen.collect();
       const out = finalOutput(gen, response, toolsOn);
       logGeneration(job, target.id, response.usage, out.finishReason);
+      const violation = toolChoiceViolation(out, demand);
+      if (violation) throw violation;
       if (wantJson && out.toolCalls.length === 0) {
         const invalid = invalidJsonReply(out.content, "response_format");
         if (invalid) throw invalid;
@@ -212,6 +219,8 @@ interface ChunkOptions {
   created: number;
   model: string;
   toolsOn: boolean;
+  /** tool_choice "required" / named: the reply is held whole, and refused unless it is such a call. */
+  demand: ToolDemand | undefined;
   wantJson: boolean;
   body: ChatCompletionRequest;
 }
@@ -249,7 +258,8 @@ async function* streamChunks(
   };
   try {
     yield chunk({ role: "assistant", content: "" });
-    const holdback = o.toolsOn || isHarmony(gen) ? new ContentHoldback(isHarmony(gen)) : undefined;
+    const holdAll = isHarmony(gen) || o.demand !== undefined;
+    const holdback = o.toolsOn || holdAll ? new ContentHoldback(holdAll) : undefined;
     let pending: GeneratedToken[] = [];
     for (let d = first; d; d = await gen.next()) {
       const text = holdback ? holdback.push(d.text) : d.text;
@@ -262,6 +272,11 @@ async function* streamChunks(
     const response = await gen.stream.response;
     const out = finalOutput(gen, response, o.toolsOn);
     logGeneration(gen.job, o.model, response.usage, out.finishReason);
+    const violation = toolChoiceViolation(out, o.demand);
+    if (violation) throw violation;
+    // Text before the calls that was held back (a held-whole reply) goes out first, as without streaming.
+    if (out.toolCalls.length > 0 && out.content && holdback?.sent === "")
+      yield chunk({ content: out.content });
     if (out.toolCalls.length > 0)
       yield chunk({
         tool_calls: out.toolCalls.map((c, index) => ({

@@ -1,4 +1,5 @@
 import type { PromptResponse } from "../../session.js";
+import { ApiError } from "../errors.js";
 import type { Generation } from "../generation.js";
 import { newToolCallId } from "../ids.js";
 import { parseToolCalls } from "../tool-calls.js";
@@ -47,4 +48,64 @@ export function finalOutput(gen: Generation, response: PromptResponse, parseTool
   const finishReason =
     toolCalls.length > 0 ? "tool_calls" : response.finishReason === "stop" ? "stop" : "length";
   return { content, reasoning, toolCalls, finishReason };
+}
+
+/**
+ * What `tool_choice` "required" or a named function demands of a reply: at least one call, each of one
+ * of `names` (the offered tools, or the named function alone) with a JSON object as arguments.
+ */
+export interface ToolDemand {
+  names: string[];
+  /** True for a named function (the messages name it). */
+  named: boolean;
+}
+
+/** The demand of a tool_choice over the tools offered to the template (none for "auto" / "none"). */
+export function toolDemand(choice: unknown, offered: string[]): ToolDemand | undefined {
+  if (offered.length === 0) return undefined;
+  if (choice === "required") return { names: offered, named: false };
+  if (typeof choice === "object" && choice !== null) return { names: offered, named: true };
+  return undefined;
+}
+
+/**
+ * The 422 of a reply that does not honour `tool_choice` (undefined when it does). The engine has no
+ * constrained decoding, so a model may still answer in text: that is refused, not passed off as a reply.
+ */
+export function toolChoiceViolation(out: FinalOutput, demand: ToolDemand | undefined): ApiError | undefined {
+  if (!demand) return undefined;
+  const wanted = demand.named ? `names the function "${demand.names[0]}"` : 'is "required"';
+  let problem: string | undefined;
+  if (out.toolCalls.length === 0)
+    problem =
+      "the model answered with text instead of a tool call" +
+      (out.finishReason === "length" ? " (its reply was cut at the token limit)" : "");
+  else
+    for (const call of out.toolCalls) {
+      if (!demand.names.includes(call.name)) {
+        problem = demand.named
+          ? `the model called "${call.name}" instead`
+          : `the model called "${call.name}", which is not among tools`;
+        break;
+      }
+      if (!isJsonObject(call.arguments)) {
+        problem = `the arguments of the model's call of "${call.name}" are not a JSON object`;
+        break;
+      }
+    }
+  if (!problem) return undefined;
+  return new ApiError(422, `tool_choice ${wanted}, but ${problem}`, {
+    code: "tool_choice_unsatisfied",
+    param: "tool_choice",
+    hint: 'The server steers the prompt but does not constrain decoding: retry (another seed or temperature), raise the token limit, or use tool_choice "auto" and handle text replies.',
+  });
+}
+
+function isJsonObject(text: string): boolean {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+  } catch {
+    return false;
+  }
 }

@@ -17,7 +17,14 @@ import { sendSse, sseEvent } from "../sse.js";
 import { ContentHoldback } from "../tool-calls.js";
 import { logGeneration, toolsRequested } from "./chat.js";
 import { jsonError, requireJsonMention, invalidJsonReply, responseMessages } from "./convert.js";
-import { type FinalOutput, finalOutput, isHarmony } from "./output.js";
+import {
+  type FinalOutput,
+  finalOutput,
+  isHarmony,
+  type ToolDemand,
+  toolChoiceViolation,
+  toolDemand,
+} from "./output.js";
 import {
   ResponseCreateRequestSchema,
   type ResponseCreateRequest,
@@ -83,7 +90,7 @@ export function registerResponseRoutes(
     summary: "Create a response (Responses API subset), streamed with stream: true",
     description:
       "input (text or message / function_call / function_call_output items), instructions, previous_response_id " +
-      "chaining, store (default true), function tools and tool_choice, max_output_tokens, temperature, top_p, " +
+      "chaining, store (default true), function tools and tool_choice (required/named checked: 422 tool_choice_unsatisfied), max_output_tokens, temperature, top_p, " +
       "text.format json_object. Streaming sends typed events (response.created … response.completed).",
     body: ResponseCreateRequestSchema,
     response: ResponseObjectSchema,
@@ -147,19 +154,25 @@ export function registerResponseRoutes(
     if (format === "json_object") requireJsonMention(messages, "The input", "text.format");
     const choice = body.tool_choice ?? "auto";
     const toolsOn = await toolsRequested(ctx, target, body.tools, choice);
-    const tools =
+    // A named choice offers the template that function alone (steering the model toward it).
+    const offered =
       toolsOn && body.tools
-        ? body.tools
-            .filter((t) => typeof choice !== "object" || t.name === choice.name)
-            .map((t) => ({
-              type: "function",
-              function: {
-                name: t.name,
-                ...(t.description ? { description: t.description } : {}),
-                parameters: t.parameters ?? { type: "object", properties: {} },
-              },
-            }))
-        : undefined;
+        ? body.tools.filter((t) => typeof choice !== "object" || t.name === choice.name)
+        : [];
+    const tools = offered.length
+      ? offered.map((t) => ({
+          type: "function",
+          function: {
+            name: t.name,
+            ...(t.description ? { description: t.description } : {}),
+            parameters: t.parameters ?? { type: "object", properties: {} },
+          },
+        }))
+      : undefined;
+    const demand = toolDemand(
+      choice,
+      offered.map((t) => t.name),
+    );
     const generationConfig: GenerationConfigInput = {
       ...ctx.generationDefaults,
       ...definedFields({
@@ -196,11 +209,13 @@ export function registerResponseRoutes(
         const first = await gen.next();
         handedOff = true;
         releaseOnClose(reply, gen);
-        return sendSse(reply, streamEvents(gen, first, shell, { toolsOn, wantJson, save }));
+        return sendSse(reply, streamEvents(gen, first, shell, { toolsOn, demand, wantJson, save }));
       }
       const response = await gen.collect();
       const out = finalOutput(gen, response, toolsOn);
       logGeneration(job, target.id, response.usage, out.finishReason);
+      const violation = toolChoiceViolation(out, demand);
+      if (violation) throw violation;
       if (wantJson && out.toolCalls.length === 0) {
         const invalid = invalidJsonReply(out.content, "text.format");
         if (invalid) throw invalid;
@@ -313,7 +328,12 @@ async function* streamEvents(
   gen: Generation,
   first: Awaited<ReturnType<Generation["next"]>>,
   shell: ResponseObject,
-  o: { toolsOn: boolean; wantJson: boolean; save: (response: ResponseObject, out: FinalOutput) => void },
+  o: {
+    toolsOn: boolean;
+    demand: ToolDemand | undefined;
+    wantJson: boolean;
+    save: (response: ResponseObject, out: FinalOutput) => void;
+  },
 ): AsyncGenerator<string> {
   let seq = 0;
   const event = (type: string, fields: Record<string, unknown>) =>
@@ -346,8 +366,10 @@ async function* streamEvents(
   try {
     yield event("response.created", { response: shell });
     yield event("response.in_progress", { response: shell });
-    // gpt-oss: everything is held (its channels are split at the end), so no item opens before the end.
-    const holdback = o.toolsOn || isHarmony(gen) ? new ContentHoldback(isHarmony(gen)) : undefined;
+    // gpt-oss: everything is held (its channels are split at the end), so no item opens before the end;
+    // so is a reply that must be a tool call (text would be refused).
+    const holdAll = isHarmony(gen) || o.demand !== undefined;
+    const holdback = o.toolsOn || holdAll ? new ContentHoldback(holdAll) : undefined;
     for (let d = first; d; d = await gen.next()) {
       const piece = holdback ? holdback.push(d.text) : d.text;
       if (!piece) continue;
@@ -358,8 +380,17 @@ async function* streamEvents(
     const response = await gen.stream.response;
     const out = finalOutput(gen, response, o.toolsOn);
     logGeneration(gen.job, shell.model, response.usage, out.finishReason);
-    // With calls, the text already streamed is the message; without, the whole content (it extends the streamed text).
-    const final: FinalOutput = out.toolCalls.length ? { ...out, content: text } : out;
+    const violation = toolChoiceViolation(out, o.demand);
+    if (violation) {
+      const error = { code: violation.code ?? "tool_choice_unsatisfied", message: violation.message };
+      yield event("response.failed", {
+        response: { ...shell, status: "failed", error, usage: usageOf(response) },
+      });
+      return;
+    }
+    // With calls, the text already streamed is the message (all of it, when none was streamed); without,
+    // the whole content (it extends the streamed text).
+    const final: FinalOutput = out.toolCalls.length ? { ...out, content: text || out.content } : out;
     const calls = out.toolCalls.map(() => newId("fc_"));
     const result = completeResponse(shell, final, response, {
       message: messageId,

@@ -359,6 +359,8 @@ export const ResponseCreateRequestSchema = z
         path: ["tool_choice"],
         message: `names the function "${choice.name}", which is not among tools`,
       });
+    else if (choice === "required" && !body.tools?.length)
+      ctx.addIssue({ code: "custom", path: ["tool_choice"], message: '"required" needs tools' });
     if (Array.isArray(body.input) && body.input.length === 0 && !body.previous_response_id)
       ctx.addIssue({ code: "custom", path: ["input"], message: "must hold at least one item" });
   });
