@@ -34,7 +34,9 @@ import {
   type ExecutionDelta,
   executeChat,
   type GeneratedToken,
+  type KvReplyStats,
   KvSession,
+  type StreamingReplyStats,
   type Timings,
   type Usage,
 } from "./runtime/executor.js";
@@ -86,6 +88,10 @@ export interface ResponseStats {
   predictedPeakHostBytes: number;
   /** On a device backend (WebGPU): what this reply took there (GPU time from timestamp queries). */
   gpu?: DeviceStats;
+  /** When layers stream from disk: what streaming did during this reply. */
+  streaming?: StreamingReplyStats;
+  /** With a disk-backed KV strategy: what the KV cache read and wrote during this reply, and holds after it. */
+  kv?: KvReplyStats;
 }
 
 /** The result of a prompt. */
@@ -261,6 +267,7 @@ export async function* runTurn(
     signal,
     onEvent: request.loader.emitter(local),
     kv: request.kv,
+    measureIo: request.runtimeConfig.stats,
   });
   let step = await run.next();
   while (!step.done) {
@@ -289,6 +296,7 @@ export async function* runTurn(
       rssBytes: process.memoryUsage().rss,
       predictedPeakHostBytes: runtime.plan.memory.predictedPeak.host.total,
       gpu: deviceBefore && (await deviceDelta(backend, deviceBefore)),
+      ...result.io,
     };
   sink?.onComplete?.(response);
   return response;

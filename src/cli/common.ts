@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import { formatBytes } from "../config/memory.js";
 import type { RuntimeConfig } from "../config/runtime-config.js";
 import { OllmError } from "../errors.js";
 import { type Message, MessageSchema, textPart, validateMessages } from "../messages.js";
@@ -165,6 +166,30 @@ export function printStats(ui: Ui, response: PromptResponse): void {
         `       GPU ${s.gpu.adapter}: ${s.gpu.dispatches} dispatches in ${s.gpu.submits} submissions${s.gpu.gpuMs === undefined ? "" : `, ${ms(s.gpu.gpuMs)} of GPU time`}`,
       ),
     );
+  const w = s?.streaming;
+  if (w) {
+    const e = w.expertCache;
+    const experts = w.expertBytesRead ? ` (experts ${formatBytes(w.expertBytesRead)})` : "";
+    const lru = e.hits + e.misses > 0 ? `; expert cache ${e.hits} hits, ${e.misses} misses` : "";
+    ui.line(
+      ui.style(
+        "dim",
+        `       streaming: ${w.layerLoads} layer loads, ${formatBytes(w.bytesRead)} read${experts} in ${ms(w.readMs)}, blocked ${ms(w.waitMs)} (≤${percent(w.overlap)} hidden), upload ${ms(w.uploadMs)}${lru}`,
+      ),
+    );
+  }
+  const kv = s?.kv;
+  if (kv)
+    ui.line(
+      ui.style(
+        "dim",
+        `       KV on disk: ${formatBytes(kv.bytesWritten)} written, ${formatBytes(kv.bytesRead)} read (blocked ${ms(kv.waitMs)}), ${kv.blocksEvicted} blocks evicted; holds ${formatBytes(kv.diskBytes)} on disk, ${formatBytes(kv.deviceBytes + kv.hostBytes)} in memory`,
+      ),
+    );
+}
+
+function percent(share: number): string {
+  return `${Math.round(share * 100)}%`;
 }
 
 /** `--logprobs N` without --json: one line per generated token on stderr. */

@@ -120,6 +120,13 @@ export function runtimeFlags(): ConfigFlag[] {
       "runtime.hostMemoryBudget",
     ),
     flag(
+      new Option(
+        "--expert-cache <size>",
+        'host memory for MoE experts of streamed layers kept across tokens: bytes, "2GiB", "10%" (default: 0, off)',
+      ).argParser(sizeArg),
+      "runtime.expertCacheSize",
+    ),
+    flag(
       new Option("--context-tokens <n>", "context length the plan budgets KV memory for").argParser(
         integerArg,
       ),
@@ -216,6 +223,20 @@ export function serverFlags(): ConfigFlag[] {
     flag(
       new Option("--allow-insecure-public", "allow a non-loopback --host without an API key"),
       "server.allowInsecurePublic",
+    ),
+    flag(
+      new Option(
+        "--allow-model <ref>",
+        "serve this model besides the default one (repeatable); no other is served",
+      ).argParser(collect),
+      "server.allowModels",
+    ),
+    flag(
+      new Option(
+        "--listed-models-only",
+        "serve only the models /v1/models lists: no download or path a request names",
+      ),
+      "server.listedModelsOnly",
     ),
     flag(
       new Option("--concurrency <n>", "requests generating at once").argParser(integerArg),

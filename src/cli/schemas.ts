@@ -9,6 +9,7 @@ import type { PromptResponse } from "../session.js";
 
 const count = z.number().int().min(0);
 const rate = z.number().min(0).nullable();
+const ms = z.number().min(0);
 
 /** One token's log-probability. */
 export const TokenChoiceSchema = z
@@ -81,6 +82,41 @@ export const PromptResultSchema = z
           })
           .optional()
           .describe("What the reply took on the GPU (WebGPU backend; GPU time from timestamp queries)"),
+        streaming: z
+          .looseObject({
+            layerLoads: count.describe("Streamed layers read from disk"),
+            bytesRead: count.describe("Bytes read from disk: layers plus routed experts"),
+            layerBytesRead: count,
+            expertBytesRead: count,
+            readMs: ms.describe("Wall time reads were in flight (over-states reads that overlapped compute)"),
+            waitMs: ms.describe("Time the runner was blocked waiting for reads"),
+            uploadMs: ms.describe("Time copying read bytes into backend memory"),
+            overlap: z
+              .number()
+              .min(0)
+              .max(1)
+              .describe("Share of read time hidden behind compute, 1 − waitMs/readMs (an upper bound)"),
+            expertCache: z
+              .looseObject({ hits: count, misses: count, evictions: count, bytes: count })
+              .describe(
+                "The streamed-expert LRU (--expert-cache): lookups, evictions, bytes held after the reply",
+              ),
+          })
+          .optional()
+          .describe("What streaming layers from disk did during this reply (only when layers stream)"),
+        kv: z
+          .looseObject({
+            bytesRead: count.describe("Cold KV blocks read back from disk"),
+            bytesWritten: count.describe("KV blocks written to disk"),
+            readMs: ms,
+            waitMs: ms.describe("Time the runner was blocked waiting for KV reads"),
+            blocksEvicted: count.describe("Blocks moved from memory to disk"),
+            deviceBytes: count.describe("Bytes the cache holds in backend memory after the reply"),
+            hostBytes: count.describe("Bytes in host buffers after the reply"),
+            diskBytes: count.describe("Bytes on disk after the reply"),
+          })
+          .optional()
+          .describe("What the disk-backed KV cache did during this reply (only with a disk KV strategy)"),
       })
       .optional()
       .describe("Runtime statistics, with --stats"),
@@ -118,6 +154,7 @@ export function promptResult(response: PromptResponse, withTokens: boolean): Pro
       logprob: token.logprob,
       topLogprobs: (token.topLogprobs ?? []).map((c) => ({ id: c.id, text: c.text, logprob: c.logprob })),
     }));
+  const w = response.stats?.streaming;
   if (response.stats)
     result.stats = {
       backend: response.stats.backend,
@@ -127,6 +164,8 @@ export function promptResult(response: PromptResponse, withTokens: boolean): Pro
       rssBytes: response.stats.rssBytes,
       predictedPeakHostBytes: response.stats.predictedPeakHostBytes,
       gpu: response.stats.gpu,
+      streaming: w && { ...w, expertCache: { ...w.expertCache } },
+      kv: response.stats.kv && { ...response.stats.kv },
     };
   return result;
 }

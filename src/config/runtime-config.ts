@@ -55,6 +55,26 @@ export const MemoryBudgetSchema = z
 /** A memory budget as written in a config. */
 export type MemoryBudget = z.infer<typeof MemoryBudgetSchema>;
 
+const EXPERT_CACHE_SIZE =
+  'must be a byte count (an integer ≥ 0) or a size such as "512MiB", "2GiB" or "10%" (0 turns it off)';
+
+/** The streamed-expert LRU's size: like a memory budget, but 0 (off) is allowed; "N%" is of host memory. */
+export const ExpertCacheSizeSchema = z
+  .union(
+    [
+      z.number().int(EXPERT_CACHE_SIZE).min(0, EXPERT_CACHE_SIZE),
+      z
+        .string()
+        .regex(MEMORY_BUDGET_PATTERN, EXPERT_CACHE_SIZE)
+        // A share above the whole memory is caught here, not at plan time.
+        .refine((s) => !s.trim().endsWith("%") || Number.parseFloat(s) <= 100, "must be at most 100%"),
+    ],
+    { error: EXPERT_CACHE_SIZE },
+  )
+  .describe(
+    'Bytes (number), or a size such as "512MiB", "2GiB", or a share of host memory such as "10%"; 0 = off',
+  );
+
 /**
  * How a model reference is resolved and executed: the contract shared by the library, the CLI and the
  * server. Unknown options are rejected (a typo never silently does nothing).
@@ -102,6 +122,9 @@ export const RuntimeConfigSchema = z
       .describe("Layers placed on the GPU (the rest stay on the host)"),
     gpuMemoryBudget: MemoryBudgetSchema.optional(),
     hostMemoryBudget: MemoryBudgetSchema.optional(),
+    expertCacheSize: ExpertCacheSizeSchema.default(0).describe(
+      "Host memory for routed MoE experts of streamed layers kept in an LRU across tokens (0 = off: every routed expert is read from disk)",
+    ),
     contextTokens: positiveInt
       .optional()
       .describe("Context length the plan budgets KV memory for (default: 4096, at most the model's maximum)"),

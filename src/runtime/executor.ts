@@ -6,6 +6,9 @@ import {
   type GenerationSummary,
   generate,
 } from "../engine/generate.js";
+import { DISK_KV_STRATEGIES } from "../engine/kv/strategies.js";
+import { type KvIoStats, TieredKvStore } from "../engine/kv/tiered.js";
+import type { StreamingStats } from "../engine/residency/streaming-store.js";
 import type { Sequence } from "../engine/sequence.js";
 import type { RuntimeEventListener } from "./events.js";
 import type { LoadedRuntime } from "./loader.js";
@@ -55,6 +58,45 @@ export interface Timings {
   tokensPerSecond: number | null;
 }
 
+/** What streaming layer weights from disk did during one reply. */
+export interface StreamingReplyStats {
+  /** Streamed layers read from disk (each use of a streamed layer is one load). */
+  layerLoads: number;
+  /** Bytes read from disk: layers plus routed experts. */
+  bytesRead: number;
+  layerBytesRead: number;
+  expertBytesRead: number;
+  /** Wall time reads were in flight (over-states reads that overlapped compute). */
+  readMs: number;
+  /** Time the runner was blocked waiting for reads. */
+  waitMs: number;
+  /** Time copying read bytes into backend memory. */
+  uploadMs: number;
+  /**
+   * Share of the read time hidden behind compute: 1 − waitMs / readMs (readOverlap at the reads' own
+   * throughput; readMs over-states overlapped reads, so this is an upper bound). 1 when nothing was read.
+   */
+  overlap: number;
+  /** The streamed-expert LRU: lookups that hit or missed, entries evicted, bytes it holds after the reply. */
+  expertCache: { hits: number; misses: number; evictions: number; bytes: number };
+}
+
+/** What a disk-backed KV cache did during one reply, and what it holds after it. */
+export interface KvReplyStats {
+  /** Cold blocks read back from disk, and written to it. */
+  bytesRead: number;
+  bytesWritten: number;
+  /** Wall time cold-block reads were in flight, and time the runner waited for them. */
+  readMs: number;
+  waitMs: number;
+  /** Blocks moved from memory to the cold tier. */
+  blocksEvicted: number;
+  /** Bytes the cache holds after the reply: backend memory, host buffers, disk. */
+  deviceBytes: number;
+  hostBytes: number;
+  diskBytes: number;
+}
+
 /** What an execution produced. */
 export interface ExecutionResult {
   text: string;
@@ -65,6 +107,8 @@ export interface ExecutionResult {
   logprobs: GeneratedToken[] | null;
   /** Ids of the generated tokens. */
   tokenIds: number[];
+  /** With `measureIo`: streaming (when layers stream from disk) and KV (when the cache is on disk) numbers. */
+  io?: { streaming?: StreamingReplyStats; kv?: KvReplyStats };
 }
 
 /**
@@ -139,6 +183,60 @@ export interface ExecuteOptions {
   kv?: KvSession;
   /** Tool (function) definitions handed to the chat template as `tools`. */
   tools?: unknown[];
+  /** Measure what weight streaming and a disk KV cache did during this reply (`result.io`). */
+  measureIo?: boolean;
+}
+
+function delta<K extends string>(
+  after: Record<K, number>,
+  before: Record<K, number>,
+  keys: readonly K[],
+): Record<K, number> {
+  return Object.fromEntries(keys.map((k) => [k, after[k] - before[k]])) as Record<K, number>;
+}
+
+/**
+ * Snapshots the counters of weight streaming and of the sequence's disk KV cache; the returned function
+ * gives what changed since (the engine's counters are cumulative). Replies running at once on one runtime
+ * share its streaming counters; the KV counters are the sequence's own.
+ */
+function ioProbe(runtime: LoadedRuntime, seq: Sequence): () => ExecutionResult["io"] {
+  const streams = runtime.plan.layers.some((l) => l.residency === "disk");
+  const weights0 = streams ? runtime.engine.streamingStats() : undefined;
+  const store = seq.kvStore;
+  const tiered =
+    DISK_KV_STRATEGIES.includes(runtime.plan.kvCache.applied) && store instanceof TieredKvStore
+      ? store
+      : undefined;
+  const kv0 = tiered?.io;
+  return () => {
+    const io: ExecutionResult["io"] = {};
+    const weights = weights0 && runtime.engine.streamingStats();
+    if (weights0 && weights) io.streaming = streamingDelta(weights, weights0);
+    if (tiered && kv0) {
+      const keys = ["bytesRead", "bytesWritten", "readMs", "waitMs", "blocksEvicted"] as const;
+      io.kv = { ...delta<keyof KvIoStats>(tiered.io, kv0, keys), ...tiered.usage() };
+    }
+    return io;
+  };
+}
+
+function streamingDelta(after: StreamingStats, before: StreamingStats): StreamingReplyStats {
+  const d = delta(after, before, [
+    "layerLoads",
+    "bytesRead",
+    "layerBytesRead",
+    "expertBytesRead",
+    "readMs",
+    "waitMs",
+    "uploadMs",
+  ]);
+  const e = delta(after.experts, before.experts, ["hits", "misses", "evictions"]);
+  return {
+    ...d,
+    overlap: d.readMs > 0 ? Math.min(1, Math.max(0, 1 - d.waitMs / d.readMs)) : 1,
+    expertCache: { ...e, bytes: after.experts.bytes },
+  };
 }
 
 function sampling(runtime: LoadedRuntime, g: GenerationConfig) {
@@ -184,6 +282,7 @@ export async function* executeChat(
     // The repetition penalty looks at the whole prompt; a reused cache would hand it only the new part.
     const reuse = !params.repetitionPenalty || params.repetitionPenalty === 1;
     const { seq, cached } = kv.take(runtime, promptIds, reuse);
+    const io = options.measureIo ? ioProbe(runtime, seq) : undefined;
     options.onEvent?.({ type: "prefill", tokens: promptIds.length - cached, cachedTokens: cached });
     const stopIds = new Set(runtime.stopTokenIds);
     const wantLogprobs = g.logprobs;
@@ -258,6 +357,7 @@ export async function* executeChat(
       },
       logprobs: wantLogprobs ? logprobs : null,
       tokenIds: generated,
+      io: io?.(),
     };
   } finally {
     if (ownsKv) kv.dispose();

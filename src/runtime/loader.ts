@@ -273,7 +273,7 @@ export class RuntimeLoader {
   }
 }
 
-/** What the engine loads: backend, per-layer residency (when a layer streams) and the KV strategy. */
+/** What the engine loads: backend, per-layer residency (when a layer streams), the expert LRU and the KV strategy. */
 export function engineOptions(plan: RuntimePlan): LoadModelOptions {
   const streams = plan.layers.some((l) => l.residency !== "host");
   const kv = plan.kvCache;
@@ -287,7 +287,7 @@ export function engineOptions(plan: RuntimePlan): LoadModelOptions {
     residency: streams
       ? plan.layers.map((l) => (l.residency === "disk" ? "disk" : l.residency === "gpu" ? "device" : "host"))
       : undefined,
-    expertCacheBytes: 0,
+    expertCacheBytes: plan.memory.expertCacheBytes,
     kvCache: {
       strategy: kv.applied,
       blockTokens: kv.blockTokens,

@@ -116,6 +116,8 @@ export const RuntimePlanSchema = z.object({
     gpuBudgetBytes: bytes.nullable(),
     /** Bytes of streamed layers read from disk per decoded token (0 when every layer is resident). */
     bytesReadPerToken: bytes,
+    /** The streamed-expert LRU (expertCacheSize): 0 unless MoE layers stream from disk. */
+    expertCacheBytes: bytes,
     /** Predicted peak use (planResidency); activations are an estimate. `weights` includes streaming buffers. */
     predictedPeak: z.object({
       host: z.object({
@@ -124,6 +126,8 @@ export const RuntimePlanSchema = z.object({
         streaming: bytes,
         kvCache: bytes,
         activations: bytes,
+        /** The streamed-expert LRU (`memory.expertCacheBytes`). */
+        expertCache: bytes,
         total: bytes,
       }),
       gpu: z.object({ weights: bytes, streaming: bytes, kvCache: bytes, activations: bytes, total: bytes }),
@@ -482,21 +486,40 @@ export function planRuntime(
   let residency: ("host" | "disk")[];
   let bytesReadPerToken = 0;
   let streamingBytes = 0;
+  // "N%" of the expert cache is a share of the machine's host memory.
+  const expertCacheWanted = parseMemoryBudget(config.expertCacheSize, machine.hostMemoryBytes);
+  let expertCacheBytes = 0;
   let hostTotal: number;
   if (specialize) {
+    const input = {
+      layerBytes,
+      globalBytes,
+      hostBudgetBytes,
+      kvBytes,
+      activationBytes: activations,
+      offloadCpuLayers: cpuLayers,
+      offloadCpuPolicy: config.offloadCpuPolicy,
+    };
     let rp: ReturnType<typeof planResidency>;
     try {
-      rp = planResidency({
-        layerBytes,
-        globalBytes,
-        hostBudgetBytes,
-        kvBytes,
-        activationBytes: activations,
-        offloadCpuLayers: cpuLayers,
-        offloadCpuPolicy: config.offloadCpuPolicy,
-      });
+      rp = planResidency(input);
     } catch (error) {
       throw withModel(model.name, error);
+    }
+    // The expert LRU only exists for MoE layers that stream: plan again with its bytes reserved (it is
+    // host memory held alongside the activations), which may stream more layers.
+    if (expertCacheWanted > 0 && MOE_FAMILIES.has(model.family) && rp.residency.includes("disk")) {
+      try {
+        rp = planResidency({ ...input, activationBytes: activations + expertCacheWanted });
+      } catch (error) {
+        if (!(error instanceof OllmError) || error.code !== "OUT_OF_MEMORY_BUDGET") throw error;
+        fail(
+          "OUT_OF_MEMORY_BUDGET",
+          `${model.name}: an expert cache of ${formatBytes(expertCacheWanted)} (expertCacheSize ${String(config.expertCacheSize)}) does not fit the ${formatBytes(hostBudgetBytes)} host budget: ${error.message}`,
+          "Lower expertCacheSize (--expert-cache), or raise hostMemoryBudget.",
+        );
+      }
+      expertCacheBytes = expertCacheWanted;
     }
     // On the cpu backend the engine's "device" is host memory.
     residency = rp.residency.map((r) => (r === "disk" ? "disk" : "host"));
@@ -528,6 +551,16 @@ export function planRuntime(
         : "useSpecialization is off: every layer stays resident",
     );
   const layers = layerBytes.map((b, index) => ({ index, residency: residency[index], bytes: b }));
+  if (expertCacheWanted > 0)
+    because(
+      "expertCache",
+      expertCacheBytes ? formatBytes(expertCacheBytes) : "unused",
+      expertCacheBytes
+        ? `routed experts of the ${residency.filter((r) => r === "disk").length} streamed layers stay in an LRU of ${formatBytes(expertCacheBytes)} of host memory across tokens (expertCacheSize ${String(config.expertCacheSize)})`
+        : !MOE_FAMILIES.has(model.family)
+          ? `${model.name} has no mixture-of-experts layers`
+          : "no layer streams from disk: every expert is resident",
+    );
 
   // Specialization passes (engine/residency specializationPasses).
   const passes: AppliedPass[] = specializationPasses({
@@ -561,8 +594,8 @@ export function planRuntime(
   for (const p of passes) because(`specialization.${p.pass}`, "applied", p.reason);
 
   // Memory.
-  const weightsPeak = hostTotal - kvBytes - activations;
-  const breakdown = `weights ${formatBytes(weightsPeak)}${streamingBytes ? ` (incl. ${formatBytes(streamingBytes)} of streaming buffers)` : ""} + KV cache ${formatBytes(kvBytes)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
+  const weightsPeak = hostTotal - kvBytes - activations - expertCacheBytes;
+  const breakdown = `weights ${formatBytes(weightsPeak)}${streamingBytes ? ` (incl. ${formatBytes(streamingBytes)} of streaming buffers)` : ""}${expertCacheBytes ? ` + expert cache ${formatBytes(expertCacheBytes)}` : ""} + KV cache ${formatBytes(kvBytes)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
   if (hostTotal > hostBudgetBytes) {
     const kvHint = weightBytes < hostBudgetBytes ? " or lower contextTokens" : "";
     fail(
@@ -625,12 +658,14 @@ export function planRuntime(
       hostBudgetBytes,
       gpuBudgetBytes,
       bytesReadPerToken,
+      expertCacheBytes,
       predictedPeak: {
         host: {
           weights: weightsPeak,
           streaming: streamingBytes,
           kvCache: kvBytes,
           activations,
+          expertCache: expertCacheBytes,
           total: hostTotal,
         },
         gpu: { weights: 0, streaming: 0, kvCache: 0, activations: 0, total: 0 },

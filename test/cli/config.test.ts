@@ -158,6 +158,27 @@ describe.concurrent("configuration layering: defaults < ollm.toml < OLLM_* < fla
     expect(local.values.runtime.modelReference).toBe("demo");
   });
 
+  it("expert_cache_size comes from the file, OLLM_RUNTIME__EXPERT_CACHE_SIZE or --expert-cache", async () => {
+    const cwd = project("experts", '[runtime]\nexpert_cache_size = "64MiB"\n');
+    const size = async (args: string[], env: Record<string, string> = {}) =>
+      json<{ runtimeConfig: { expertCacheSize: unknown } }>(
+        await runCli(["plan", "-m", TINY, ...args], { cwd, env }),
+      ).runtimeConfig.expertCacheSize;
+    expect(await size([])).toBe("64MiB");
+    expect(await size([], { OLLM_RUNTIME__EXPERT_CACHE_SIZE: "1048576" })).toBe(1048576);
+    expect(await size(["--expert-cache", "2GiB"], { OLLM_RUNTIME__EXPERT_CACHE_SIZE: "1048576" })).toBe(
+      "2GiB",
+    );
+    const bad = await runCli(["plan", "-m", TINY], { cwd, env: { OLLM_RUNTIME__EXPERT_CACHE_SIZE: "big" } });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/OLLM_RUNTIME__EXPERT_CACHE_SIZE=big: must be a byte count/);
+    const file = await runCli(["plan", "-m", TINY], {
+      cwd: project("experts-bad", "[runtime]\nexpert_cache_size = -3\n"),
+    });
+    expect(file.code).toBe(2);
+    expect(file.stderr).toMatch(/ollm\.toml: \[runtime\] expert_cache_size = -3: must be a byte count/);
+  });
+
   it("bad files, variables and values exit 2 naming the file line, the variable or the flag", async () => {
     const cases: [string, Record<string, string>, string[], RegExp][] = [
       ["[runtime\nx = 1\n", {}, [], /ollm\.toml is not valid TOML/],

@@ -72,6 +72,70 @@ describe.concurrent("ollm prompt", () => {
     expect(j.stats?.kvCacheStrategy).toBe("resident");
   });
 
+  it("--stats reports what streaming layers and a disk KV cache did during the reply", async () => {
+    const dir = tempDir();
+    try {
+      const streamed = [...base, "--offload-cpu-layers", "1", "--kv-cache-strategy", "resident", "--stats"];
+      const text = await runCli([...streamed, "Hi"]);
+      expect(text.code, text.stderr).toBe(0);
+      expect(text.stderr).toMatch(
+        /streaming: \d+ layer loads, [\d.]+ [KM]iB read in [\d.]+ m?s, blocked [\d.]+ m?s \(≤\d+% hidden\), upload/,
+      );
+      expect(text.stderr).not.toMatch(/KV on disk/);
+      const j = promptJson((await runCli([...streamed, "--json", "Hi"])).stdout);
+      const s = j.stats?.streaming;
+      // Two of tiny-llama's three layers stream: each forward pass loads both.
+      expect(s?.layerLoads).toBeGreaterThanOrEqual(2 * j.usage.completionTokens - 1);
+      expect(s?.bytesRead).toBeGreaterThan(0);
+      expect(j.stats?.kv).toBeUndefined();
+
+      const disk = [...base, "--kv-cache-strategy", "streamed-segmented", "--cache-dir", dir.path, "--stats"];
+      const long = "Tell me about the sea, the waves and the wind over the water, please.";
+      const kvText = await runCli([...disk, long]);
+      expect(kvText.code, kvText.stderr).toBe(0);
+      expect(kvText.stderr).toMatch(
+        /KV on disk: [\d.]+ [KM]?i?B written, [\d.]+ [KM]?i?B read .*\d+ blocks evicted/,
+      );
+      expect(kvText.stderr).not.toMatch(/streaming:/);
+      const kv = promptJson((await runCli([...disk, "--json", long])).stdout).stats?.kv;
+      expect(kv?.blocksEvicted).toBeGreaterThan(0);
+      expect(kv?.bytesWritten).toBeGreaterThan(0);
+      expect(kv?.diskBytes).toBeGreaterThan(0);
+      // Plain runs have neither section.
+      const plain = promptJson((await runCli([...base, "--json", "--stats", "Hi"])).stdout);
+      expect(plain.stats?.streaming).toBeUndefined();
+      expect(plain.stats?.kv).toBeUndefined();
+    } finally {
+      await dir.cleanup();
+    }
+  });
+
+  it("--expert-cache sizes the LRU of streamed MoE experts: in the plan, and hit on the next reply", async () => {
+    const moe = ["-m", fixture("tiny-gpt_oss"), "--offload-cpu-layers", "1"];
+    const r = await runCli(["plan", ...moe, "--expert-cache", "1MiB"]);
+    expect(r.code, r.stderr).toBe(0);
+    const d = json<{ runtimeConfig: Record<string, unknown>; plan: PlanDescription["plan"] }>(r);
+    expect(d.runtimeConfig.expertCacheSize).toBe("1MiB");
+    expect(d.plan.memory.expertCacheBytes).toBe(2 ** 20);
+    expect(d.plan.memory.predictedPeak.host.expertCache).toBe(2 ** 20);
+    expect(d.plan.reasons).toContainEqual(expect.objectContaining({ subject: "expertCache" }));
+    const bytes = json<{ runtimeConfig: Record<string, unknown> }>(
+      await runCli(["plan", ...moe, "--expert-cache", "4096"]),
+    );
+    expect(bytes.runtimeConfig.expertCacheSize).toBe(4096);
+    // In a chat, the second reply finds the first one's experts in the cache.
+    const chat = await runCli(
+      ["chat", ...moe, "--expert-cache", "1MiB", "--stats", "--max-new-tokens", "4"],
+      {
+        input: "Hello there\nHello there\n",
+      },
+    );
+    expect(chat.code, chat.stderr).toBe(0);
+    const hits = [...chat.stderr.matchAll(/expert cache (\d+) hits, (\d+) misses/g)].map((m) => Number(m[1]));
+    expect(hits).toHaveLength(2);
+    expect(hits[1]).toBeGreaterThan(0);
+  });
+
   it("--stdin reads the prompt from stdin, after the argument text when both are given", async () => {
     const fromArg = promptJson((await runCli([...base, "--json", "Summarise:\n\nthe sea is big"])).stdout);
     const piped = await runCli([...base, "--json", "--stdin", "Summarise:"], { input: "the sea is big\n" });
@@ -219,6 +283,13 @@ describe.concurrent("ollm prompt", () => {
       [["--multimodal"], 1, /UNSUPPORTED_MODALITY/],
       [["--host-memory-budget", "1KiB"], 1, /OUT_OF_MEMORY_BUDGET/],
       [["--host-memory-budget", "lots"], 2, /--host-memory-budget lots: must be a byte count or a size/],
+      [
+        ["--expert-cache", "lots"],
+        2,
+        /--expert-cache lots: must be a byte count \(an integer ≥ 0\) or a size/,
+      ],
+      [["--expert-cache", "-1"], 2, /--expert-cache -1: must be a byte count/],
+      [["--expert-cache", "200%"], 2, /--expert-cache 200%: must be at most 100%/],
       [["--cache-dir", ""], 2, /--cache-dir/],
       [["--device", "tpu"], 2, /--device tpu: must be one of/],
     ];

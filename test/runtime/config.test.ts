@@ -36,6 +36,7 @@ describe("RuntimeConfig", () => {
       offloadCpuLayers: 0,
       offloadCpuPolicy: "auto",
       offloadGpuLayers: 0,
+      expertCacheSize: 0,
       multimodal: false,
       useSpecialization: true,
       stats: false,
@@ -125,6 +126,7 @@ describe("RuntimeConfig", () => {
       offloadCpuPolicy: "middle-band",
       gpuMemoryBudget: "8GiB",
       hostMemoryBudget: 1_000_000,
+      expertCacheSize: "2GiB",
       contextTokens: 2048,
       prefillChunkTokens: 128,
       multimodal: true,
@@ -133,6 +135,28 @@ describe("RuntimeConfig", () => {
       verbose: true,
     });
     expect(config.device).toBe("gpu:0");
+  });
+
+  it("expertCacheSize: 0 (off) by default; bytes, sizes or a share of host memory; anything else named clearly", () => {
+    const of = (expertCacheSize: unknown) =>
+      validateRuntimeConfig({ modelReference: "x", expertCacheSize }).expertCacheSize;
+    expect(validateRuntimeConfig({ modelReference: "x" }).expertCacheSize).toBe(0);
+    for (const ok of [0, 1 << 20, "512MiB", "2GiB", "1.5 GB", "10%", "0"]) expect(of(ok)).toBe(ok);
+    const size = 'must be a byte count (an integer ≥ 0) or a size such as "512MiB", "2GiB" or "10%"';
+    for (const [bad, message] of [
+      [-1, size],
+      [1.5, size],
+      ["lots", size],
+      ["-5MB", size],
+      ["", size],
+      [true, size],
+      ["150%", "must be at most 100%"],
+    ] as const) {
+      const error = configError(() => of(bad));
+      expect(error.violations, String(bad)).toHaveLength(1);
+      expect(error.violations[0].field).toBe("expertCacheSize");
+      expect(error.violations[0].message, String(bad)).toContain(message);
+    }
   });
 
   it("has a JSON Schema generated from zod", async () => {
