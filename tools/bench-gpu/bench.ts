@@ -9,7 +9,8 @@
  * --hbm replaces the measured copy bandwidth in the bound (e.g. 4.8e12, the H200's nominal figure).
  *
  * The kernels run with the fastest Dawn toggles that pass the check (robustness and validation off);
- * --safe keeps the product's default (both on).
+ * --safe keeps the product's default (both on). --quick measures generate() decode and GPU time only (no
+ * step-by-step loop, submit sweep or prefill), to compare kernel settings in one call.
  */
 import { writeFileSync } from "node:fs";
 import type { Backend } from "../../src/engine/backend.js";
@@ -30,6 +31,7 @@ interface Args {
   fixture: string;
   subgroups: boolean;
   safe: boolean;
+  quick: boolean;
   models: string[];
 }
 
@@ -42,6 +44,7 @@ function parseArgs(argv: string[]): Args {
     fixture: "test/fixtures/models/tiny-llama",
     subgroups: true,
     safe: false,
+    quick: false,
     models: [],
   };
   for (let i = 0; i < argv.length; i++) {
@@ -54,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (v === "--fixture") a.fixture = argv[++i];
     else if (v === "--no-subgroups") a.subgroups = false;
     else if (v === "--safe") a.safe = true;
+    else if (v === "--quick") a.quick = true;
     else a.models.push(v);
   }
   return a;
@@ -177,14 +181,14 @@ async function benchModel(dir: string, args: Args, bandwidth: number): Promise<M
   backend.setTiming(false);
   // Warm-up over the same context lengths (kernels of every attention split count compiled, caches grown).
   await steps(args.decode);
-  await steps(args.decode, true);
+  if (!args.quick) await steps(args.decode, true);
   // The headline is the median of three runs (single runs of the 1B shape varied by ±30% on the device VM).
   const before = backend.stats();
   const runs = [await steps(args.decode), await steps(args.decode), await steps(args.decode)];
   const after = backend.stats();
   const byDefault = [...runs].sort((x, y) => x.tokS - y.tokS)[1];
   const decodeRuns = runs.map((r) => r.tokS);
-  const serial = await steps(args.decode, true);
+  const serial = args.quick ? { tokS: Number.NaN } : await steps(args.decode, true);
   const defaultEvery = backend.submitEveryDispatches;
   // Submit intervals, after a read ramping from `first` up to `every`: of the step-by-step loop, and of
   // generate() ("gen": while its read is in flight the backend submits every `every`, without the ramp).
@@ -200,7 +204,7 @@ async function benchModel(dir: string, args: Args, bandwidth: number): Promise<M
   ] as const) {
     backend.setSubmitEvery(every, first);
     const name = `${serialLoop ? "" : "gen "}${every === 0 ? "step" : `${every}/${first}`}`;
-    sweep[name] = (await steps(args.decode, serialLoop)).tokS;
+    if (!args.quick) sweep[name] = (await steps(args.decode, serialLoop)).tokS;
   }
   backend.setSubmitEvery(defaultEvery);
   log(
@@ -229,12 +233,14 @@ async function benchModel(dir: string, args: Args, bandwidth: number): Promise<M
 
   // Prefill: warm-up on a short prompt (compiles the GEMM pipelines), then the long prompt in one chunk.
   const ids = Array.from({ length: args.prompt }, (_, i) => (i * 131 + 17) % V);
-  const warm = model.newSequence();
-  await (await warm.forward(ids.slice(0, 256), { logits: "last" })).read();
-  warm.dispose();
+  if (!args.quick) {
+    const warm = model.newSequence();
+    await (await warm.forward(ids.slice(0, 256), { logits: "last" })).read();
+    warm.dispose();
+  }
   let prefillTokS = 0;
   let prefillGpuMs: number | undefined;
-  for (let rep = 0; rep < 2; rep++) {
+  for (let rep = 0; rep < (args.quick ? 0 : 2); rep++) {
     const s = model.newSequence();
     const b = backend.stats();
     const tp = performance.now();

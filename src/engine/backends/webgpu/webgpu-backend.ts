@@ -192,6 +192,15 @@ const GEMV_OUT_ROWS = [1, 2, 4].includes(Number(process.env.OLLM_WEBGPU_GEMV_OUT
   ? Number(process.env.OLLM_WEBGPU_GEMV_OUT)
   : 2;
 
+/**
+ * Threads and output rows per workgroup of GEMVs with N and K both ≥ 4096 (the 8B shape's o, gate/up, down),
+ * for measurements: env OLLM_WEBGPU_GEMV_WIDE "wg:out", e.g. "256:4"; unset, the defaults above.
+ */
+const GEMV_WIDE = (() => {
+  const m = /^(64|128|256):(1|2|4)$/.exec(process.env.OLLM_WEBGPU_GEMV_WIDE ?? "");
+  return m ? { wg: Number(m[1]), out: Number(m[2]) } : undefined;
+})();
+
 /** What a block GEMV folds in: an RMS norm of x (weight, eps, weight offset) and a residual added to y. */
 interface GemvExtras {
   norm?: { weight: WebGpuTensor; eps: number; offset: number };
@@ -1900,8 +1909,10 @@ export class WebGpuBackend implements Backend {
     // on the H200 (tools/bench-gpu/probe.ts); narrow rows get fewer threads.
     const units = k / K.elementsPerVec4(dtype);
     let wg = 128;
+    let out = GEMV_OUT_ROWS;
+    if (GEMV_WIDE && n >= 4096 && k >= 4096) ({ wg, out } = GEMV_WIDE);
     while (wg > 32 && wg / 2 >= units) wg /= 2;
-    return { wg, unroll: units >= wg * 4 ? 2 : 1, out: GEMV_OUT_ROWS };
+    return { wg, unroll: units >= wg * 4 ? 2 : 1, out };
   }
 
   private readonly gemvTuned = new Map<string, GemvShape>();
