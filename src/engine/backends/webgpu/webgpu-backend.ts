@@ -193,12 +193,13 @@ const GEMV_OUT_ROWS = [1, 2, 4].includes(Number(process.env.OLLM_WEBGPU_GEMV_OUT
   : 2;
 
 /**
- * Threads and output rows per workgroup of GEMVs with N and K both ≥ 4096 (the 8B shape's o, gate/up, down),
- * for measurements: env OLLM_WEBGPU_GEMV_WIDE "wg:out", e.g. "256:4"; unset, the defaults above.
+ * Threads, output rows and loads in flight per workgroup of GEMVs with N and K both ≥ 4096 (the 8B shape's
+ * q/k/v, o, gate/up, down), for measurements: env OLLM_WEBGPU_GEMV_WIDE "wg:out[:unroll]", e.g. "512:2:2";
+ * unset, the defaults of gemvShape.
  */
 const GEMV_WIDE = (() => {
-  const m = /^(64|128|256):(1|2|4)$/.exec(process.env.OLLM_WEBGPU_GEMV_WIDE ?? "");
-  return m ? { wg: Number(m[1]), out: Number(m[2]) } : undefined;
+  const m = /^(64|128|256|512|1024):(1|2|4)(?::(1|2|4))?$/.exec(process.env.OLLM_WEBGPU_GEMV_WIDE ?? "");
+  return m ? { wg: Number(m[1]), out: Number(m[2]), unroll: m[3] ? Number(m[3]) : undefined } : undefined;
 })();
 
 /** What a block GEMV folds in: an RMS norm of x (weight, eps, weight offset) and a residual added to y. */
@@ -1906,13 +1907,17 @@ export class WebGpuBackend implements Backend {
     const tuned = this.gemvTuned.get(`${dtype}:${n}:${k}`);
     if (tuned) return tuned;
     // 128 threads with 2 loads in flight was the best or within ~10% of it on every decode shape measured
-    // on the H200 (tools/bench-gpu/probe.ts); narrow rows get fewer threads.
+    // on the H200 (tools/bench-gpu/probe.ts); narrow rows get fewer threads. Rows of ≥ 4096 values get 256:
+    // the 8B shape's GEMVs took 4.66 instead of 4.91 ms per step (results/h200-2026-11-29b-*), and the
+    // isolated probe had 256 best for the 1B down projection (K = 8192) too.
     const units = k / K.elementsPerVec4(dtype);
-    let wg = 128;
+    let wg = k >= 4096 ? 256 : 128;
     let out = GEMV_OUT_ROWS;
-    if (GEMV_WIDE && n >= 4096 && k >= 4096) ({ wg, out } = GEMV_WIDE);
+    let unroll: number | undefined;
+    if (GEMV_WIDE && n >= 4096 && k >= 4096) ({ wg, out, unroll } = GEMV_WIDE);
+    wg = Math.min(wg, this.gpu.limits.maxComputeInvocationsPerWorkgroup);
     while (wg > 32 && wg / 2 >= units) wg /= 2;
-    return { wg, unroll: units >= wg * 4 ? 2 : 1, out };
+    return { wg, unroll: unroll ?? (units >= wg * 4 ? 2 : 1), out };
   }
 
   private readonly gemvTuned = new Map<string, GemvShape>();
