@@ -119,11 +119,13 @@ run("generate on WebGPU runs a step ahead and drops it when generation ends", ()
         seq.reset();
         return { submits: after.submits - before.submits, dispatches: after.dispatches - before.dispatches };
       };
+      // Submits land where the recording code yields (between layers), at most one per `every` dispatches.
       const behindRead = await step(true);
-      expect(behindRead.submits).toBe(Math.floor(behindRead.dispatches / every));
-      // After a read: the first submit after 1 dispatch, then 2, then every 4.
+      expect(behindRead.submits).toBeGreaterThanOrEqual(1);
+      expect(behindRead.submits).toBeLessThanOrEqual(Math.floor(behindRead.dispatches / every));
+      // After a read the interval ramps up from one dispatch: the step is handed over sooner, in more pieces.
       const idle = await step(false);
-      expect(idle.submits).toBe(2 + Math.floor((idle.dispatches - 3) / every));
+      expect(idle.submits).toBeGreaterThan(behindRead.submits);
     } finally {
       await often.close();
     }

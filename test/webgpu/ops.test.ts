@@ -345,11 +345,25 @@ run("WebGPU ops match the CPU backend", () => {
     let p = xg;
     for (let i = 0; i < 20; i++) p = g.add(p, xg);
     expect(await p.read()).toEqual(want);
-    // After a read the interval ramps up from `first`: submits after 2, 4 and 8 more of these 20 dispatches.
+    // A submit never lands inside synchronous recording (an op's later dispatches may use data written for
+    // the submission its first ones went into): it waits for the code to yield.
+    g.setSubmitEvery(1);
+    const noYield = g.stats().submits;
+    let q = xg;
+    for (let i = 0; i < 20; i++) q = g.add(q, xg);
+    expect(g.stats().submits).toBe(noYield);
+    await Promise.resolve();
+    expect(g.stats().submits).toBe(noYield + 1);
+    expect(await q.read()).toEqual(want);
+    // After a read the interval ramps up from `first`: submits after 2, 4 and 8 more of these 20 dispatches
+    // when the recording yields after each.
     g.setSubmitEvery(8, 2);
     const afterRead = g.stats().submits;
     let r = xg;
-    for (let i = 0; i < 20; i++) r = g.add(r, xg);
+    for (let i = 0; i < 20; i++) {
+      r = g.add(r, xg);
+      await Promise.resolve();
+    }
     expect(g.stats().submits - afterRead).toBe(3);
     expect(await r.read()).toEqual(want);
     g.setSubmitEvery(0);

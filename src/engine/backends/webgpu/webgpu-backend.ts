@@ -2220,17 +2220,32 @@ export class WebGpuBackend implements Backend {
     // Behind a read in flight the GPU still has queued work: no ramp then, a submit every submitEvery.
     if (
       this.submitEvery > 0 &&
+      !this.submitDue &&
       ++this.sinceSubmit >= (this.readsInFlight > 0 ? this.submitEvery : this.submitAt)
     ) {
-      const next = Math.min(this.submitEvery, this.submitAt * 2);
-      this.flush();
-      this.submitAt = next;
+      // Not inside the op: an op's later dispatches may read arena slices (positions, tables) written for
+      // this submission. The submit runs once the recording code yields (models await between layers).
+      this.submitDue = true;
+      queueMicrotask(() => this.submitDueWork());
     }
   }
 
+  /** A submit the dispatch count asked for (see dispatch), at the next await of the recording code. */
+  private submitDueWork(): void {
+    if (!this.submitDue) return;
+    this.submitDue = false;
+    const next = Math.min(this.submitEvery, this.submitAt * 2);
+    if (this.closed) return;
+    this.flush();
+    this.submitAt = next;
+  }
+
+  private submitDue = false;
+
   /**
    * Submit after every `n` dispatches (0: only when a result is read, i.e. one command buffer per decode
-   * step). Lets the GPU start on a long step while the rest is still being recorded. After a read (the GPU
+   * step), at the next point the recording code yields (never inside an op). Lets the GPU start on a long
+   * step while the rest is still being recorded. After a read (the GPU
    * then idles until the next submit) the first submit comes after `first` dispatches and the interval
    * doubles up to `n`: the GPU starts a decode step as soon as its first few dispatches are recorded. While
    * a read is in flight the GPU has queued work up to it (generation records the next step while the
@@ -2398,6 +2413,7 @@ export class WebGpuBackend implements Backend {
 
   /** Ends the pass and submits everything recorded as one command buffer. */
   private flush(): void {
+    this.submitDue = false;
     if (this.held) this.recordHeld();
     if (!this.encoder && !this.arena.pending) return;
     this.endPass();
