@@ -101,3 +101,4 @@ if [ "${CPU:-1}" != 0 ]; then
 fi
 node .bench-build/tools/bench-gpu/table.js "$OUT" | tee "$OUT/table.md"
 echo "[$(elapsed) s] done"
+bash tools/bench-gpu/pack.sh

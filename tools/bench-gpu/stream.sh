@@ -10,3 +10,4 @@ for m in 1b 8b; do
   OLLM_DAWN_TOGGLES=allow_unsafe_apis,disable_robustness,skip_validation timeout 200 \
     node .bench-build/tools/bench-gpu/stream-bench.js "$W/m$m" 4 "$OUT/stream-m$m.json" 2>&1 | grep -E "tok/s|Error"
 done
+bash tools/bench-gpu/pack.sh
