@@ -249,3 +249,28 @@ describe("attentionPlan", () => {
     expect(attentionPlan(1, 32, 8, 128, 1000)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 128, splits: 8 });
   });
 });
+
+describe("attention masking options are checked alike on every backend", () => {
+  const backends = gpu ? [cpu, gpu] : [cpu];
+  it.each([
+    [{ window: 0 }, /window = 0/],
+    [{ window: 2.5 }, /window = 2.5/],
+    [{ softcap: 0 }, /softcap = 0/],
+    [{ softcap: -1 }, /softcap = -1/],
+  ] as [Partial<AttentionOptions>, RegExp][])("%j is refused", (bad, message) => {
+    for (const b of backends) {
+      const q = b.fromFloat32(random(8, 1), [1, 8]);
+      const kv = b.fromFloat32(random(8, 2), [1, 8]);
+      const options: AttentionOptions = {
+        numHeads: 1,
+        numKvHeads: 1,
+        headDim: 8,
+        scale: 1,
+        queryPositions: new Int32Array([0]),
+        kvLength: 1,
+        ...bad,
+      };
+      expect(() => b.attention(q, kv, kv, options)).toThrow(message);
+    }
+  });
+});

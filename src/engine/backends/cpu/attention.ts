@@ -12,6 +12,7 @@
  * differ (fast-math.ts, a few f64 ulp), so results match the reference to f32 rounding.
  */
 import { OllmError } from "../../../errors.js";
+import { checkAttentionOptions } from "../../attention-options.js";
 import type { AttentionOptions } from "../../backend.js";
 import { exp, tanh } from "./fast-math.js";
 import { f32Of, type HostTensor, hostF32 } from "./host.js";
@@ -270,6 +271,7 @@ export function attention(
   const ks = f32Of(k);
   const vs = f32Of(v);
   const { numHeads, numKvHeads, headDim: D, kvLength, window, scale } = o;
+  checkAttentionOptions(o);
   const rows = o.queryPositions.length;
   const qWidth = numHeads * D;
   const kvWidth = numKvHeads * D;

@@ -14,6 +14,7 @@ import type {
   RopeSpec,
   TokenIds,
 } from "../../backend.js";
+import { checkAttentionOptions } from "../../attention-options.js";
 import { normedInput, unfusedLinear } from "../../linear-fusion.js";
 import { checkTopK } from "../../topk.js";
 import { DTYPE_BYTES, type DType, numel, rowsOf, type Tensor } from "../../tensor.js";
@@ -1348,6 +1349,7 @@ export class WebGpuBackend implements Backend {
     const vt = this.f32(v);
     const { numHeads, numKvHeads, headDim, kvLength } = o;
     const rows = o.queryPositions.length;
+    checkAttentionOptions(o);
     if (headDim > K.ATTENTION_MAX_DIM)
       throw new OllmError(
         "BACKEND_UNAVAILABLE",
