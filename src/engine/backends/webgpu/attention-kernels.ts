@@ -34,7 +34,12 @@ const MAX_QUERIES = 8;
 export interface AttentionTuning {
   targetWorkgroups: number;
   maxQueries: number;
+  /** Fewest keys per split (default one block): below it a combine pass costs more than the split saves. */
+  minSplitKeys?: number;
 }
+
+/** For measurements: env OLLM_WEBGPU_ATTN_MIN_SPLIT sets the default tunings' minSplitKeys. */
+const MIN_SPLIT_KEYS = Number(process.env.OLLM_WEBGPU_ATTN_MIN_SPLIT) || undefined;
 
 /**
  * The cut for head width `dim`, from the H200's attention probe (tools/bench-gpu/results/h200-2026-11-28g-attention.json):
@@ -44,8 +49,8 @@ export interface AttentionTuning {
  */
 export function defaultAttentionTuning(dim: number): AttentionTuning {
   return dim >= 128
-    ? { targetWorkgroups: 256, maxQueries: 1 }
-    : { targetWorkgroups: 128, maxQueries: MAX_QUERIES };
+    ? { targetWorkgroups: 256, maxQueries: 1, minSplitKeys: MIN_SPLIT_KEYS }
+    : { targetWorkgroups: 128, maxQueries: MAX_QUERIES, minSplitKeys: MIN_SPLIT_KEYS };
 }
 /** Most splits per call (pass 2 reads every split of a head). */
 const MAX_SPLITS = 64;
@@ -111,7 +116,8 @@ export function attentionPlan(
   const qBlocks = Math.ceil(group / most);
   const qBlock = Math.ceil(group / qBlocks);
   const wanted = Math.ceil(tuning.targetWorkgroups / (rows * kvHeads * qBlocks));
-  const splits = Math.max(1, Math.min(MAX_SPLITS, Math.ceil(kvLen / BLOCK), wanted));
+  const minKeys = Math.max(BLOCK, tuning.minSplitKeys ?? BLOCK);
+  const splits = Math.max(1, Math.min(MAX_SPLITS, Math.ceil(kvLen / minKeys), wanted));
   const chunk = BLOCK * Math.max(1, Math.ceil(kvLen / (splits * BLOCK)));
   return { qBlock, qBlocks, chunk, splits: Math.max(1, Math.ceil(kvLen / chunk)) };
 }
