@@ -244,9 +244,19 @@ describe("attentionPlan", () => {
   });
 
   it("by default serves a whole GQA group per workgroup below 128-wide heads, one query head from 128", () => {
-    expect(attentionPlan(1, 32, 8, 64, 128)).toEqual(attentionPlan(1, 32, 8, 64, 128, group));
-    expect(attentionPlan(1, 32, 8, 128, 128)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 32, splits: 4 });
+    expect(attentionPlan(1, 32, 8, 64, 256)).toEqual(
+      attentionPlan(1, 32, 8, 64, 256, { ...group, minSplitKeys: 64 }),
+    );
     expect(attentionPlan(1, 32, 8, 128, 1000)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 128, splits: 8 });
+  });
+
+  it("by default splits no fewer than 128 keys (64 below 128-wide heads): short contexts skip the combine pass", () => {
+    expect(attentionPlan(1, 32, 8, 128, 128)).toEqual({ qBlock: 1, qBlocks: 4, chunk: 128, splits: 1 });
+    expect(attentionPlan(1, 32, 8, 128, 129).splits).toBe(2);
+    expect(attentionPlan(1, 32, 8, 64, 64).splits).toBe(1);
+    expect(attentionPlan(1, 32, 8, 64, 128).splits).toBe(2);
+    // Without the floor, one 32-key block per split.
+    expect(attentionPlan(1, 32, 8, 128, 128, { targetWorkgroups: 256, maxQueries: 1 }).splits).toBe(4);
   });
 });
 

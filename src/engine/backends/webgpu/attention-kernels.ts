@@ -38,19 +38,21 @@ export interface AttentionTuning {
   minSplitKeys?: number;
 }
 
-/** For measurements: env OLLM_WEBGPU_ATTN_MIN_SPLIT sets the default tunings' minSplitKeys. */
+/** For measurements: env OLLM_WEBGPU_ATTN_MIN_SPLIT replaces the default tunings' minSplitKeys. */
 const MIN_SPLIT_KEYS = Number(process.env.OLLM_WEBGPU_ATTN_MIN_SPLIT) || undefined;
 
 /**
  * The cut for head width `dim`, from the H200's attention probe (tools/bench-gpu/results/h200-2026-11-28g-attention.json):
  * with 64-wide heads a workgroup serving the whole GQA group was fastest (8.5 µs at 128 keys); with 128-wide
  * heads one query head per workgroup and twice the workgroups (26.5 against 35.4 µs at 128 keys, 114 against
- * 131 at 4096): the group's running sums no longer fit the registers well.
+ * 131 at 4096): the group's running sums no longer fit the registers well. Splits of fewer than 128 keys
+ * (64 for narrower heads) did not pay for their combine pass: the decode step's GPU time went 4.67 → 4.59
+ * ms on the 8B shape and 1.05 → 1.02 on the 1B (results/h200-2026-11-29d-*).
  */
 export function defaultAttentionTuning(dim: number): AttentionTuning {
   return dim >= 128
-    ? { targetWorkgroups: 256, maxQueries: 1, minSplitKeys: MIN_SPLIT_KEYS }
-    : { targetWorkgroups: 128, maxQueries: MAX_QUERIES, minSplitKeys: MIN_SPLIT_KEYS };
+    ? { targetWorkgroups: 256, maxQueries: 1, minSplitKeys: MIN_SPLIT_KEYS ?? 128 }
+    : { targetWorkgroups: 128, maxQueries: MAX_QUERIES, minSplitKeys: MIN_SPLIT_KEYS ?? 64 };
 }
 /** Most splits per call (pass 2 reads every split of a head). */
 const MAX_SPLITS = 64;
