@@ -1,6 +1,6 @@
 /**
  * Decode with layers streamed onto the GPU (the offload engine's residency on WebGPU): every layer from host
- * memory, half of them, none (all resident), all without the copy a layer ahead, and all from disk, on one
+ * memory, half of them, none (all resident), and all from disk, on one
  * checkpoint. Greedy generate(), tok/s, the layer bytes moved to the device per second, and the streaming
  * store's counters.
  *
@@ -31,7 +31,6 @@ for (const [name, residency, prefetchWeights] of [
   ["all resident", undefined, true],
   ["half from host", Array.from({ length: layers }, (_, i) => (i % 2 ? "host" : "device")), true],
   ["all from host", all("host"), true],
-  ["all from host, no copy ahead", all("host"), false],
   ["all from disk", all("disk"), true],
 ] as [string, Residency[] | undefined, boolean][]) {
   const t0 = performance.now();

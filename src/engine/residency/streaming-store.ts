@@ -213,7 +213,8 @@ class OnDemandTensor implements Tensor {
  * backend exposes a tensor's memory (CPU) the bytes are read straight into pooled backend tensors. A GPU
  * backend with host buffers (mapped memory) gets them read straight into one of two host buffers, then
  * copied into pooled device tensors in order with its ops (no staging copy, no buffer created per use);
- * "host" layers live in such buffers. Otherwise they go through one reused staging buffer and an upload.
+ * "host" layers live in such buffers. (Recording a host layer's copy one layer ahead, so the device might
+ * run it beside the layer before, measured no faster on the H200 and cost a second device copy.) Otherwise they go through one reused staging buffer and an upload.
  * When a layer is handed out, the read of the next streamed layer starts (into the pooled tensors the
  * previous layer gave back, or the other host buffer) and runs while this one computes: double buffering,
  * two layers of streamed weights at most.
@@ -228,8 +229,6 @@ export class LayeredWeightStore implements WeightStore {
   /** The two host buffers streamed layers are read into (backends with host buffers), and the next one. */
   private stages: HostBuffer[];
   private nextStage = 0;
-  /** Device tensors of the next host layer, copied one layer ahead so the copy can overlap compute. */
-  private ahead: { layer: number; tensors: Map<string, Tensor> } | undefined;
   private readonly pool: TensorPool;
   private readonly live = new Map<number, LiveLayer>();
   private readonly experts: ExpertCache;
@@ -440,8 +439,6 @@ export class LayeredWeightStore implements WeightStore {
   }
 
   dispose(): void {
-    if (this.ahead) this.drop(this.ahead.tensors);
-    this.ahead = undefined;
     for (const i of [...this.live.keys()]) {
       const live = this.live.get(i)!;
       live.refs = 1;
@@ -461,7 +458,7 @@ export class LayeredWeightStore implements WeightStore {
 
   /** Backend tensors of a layer that is not resident: copied or uploaded from host RAM, or read from disk. */
   private async bring(plan: LayerPlan): Promise<Map<string, Tensor>> {
-    if (plan.hostBuffer) return this.bringFromHost(plan, plan.hostBuffer);
+    if (plan.hostBuffer) return this.copyIn(plan, plan.hostBuffer, new Map());
     if (plan.host) return this.upload(plan, plan.host, undefined, new Map());
     let staged = this.staged;
     this.staged = undefined;
@@ -484,7 +481,7 @@ export class LayeredWeightStore implements WeightStore {
       : this.upload(plan, this.staging, this.staging, staged.tensors);
     // The staging buffer (and the pooled tensors of the layer before) are free again: start reading the
     // next streamed layer while this one computes.
-    if (this.prefetch) this.staged = this.startRead(this.nextOf(plan.index, "disk"));
+    if (this.prefetch) this.staged = this.startRead(this.nextStreamed(plan.index));
     return tensors;
   }
 
@@ -517,23 +514,6 @@ export class LayeredWeightStore implements WeightStore {
     const done = read();
     done.catch(() => undefined);
     return { layer: index, tensors, stage, done };
-  }
-
-  /**
-   * A host layer's device tensors: copied one layer ahead when it was next (so the device may run that copy
-   * beside the layer before it), else now; then the next host layer's copy is recorded.
-   */
-  private bringFromHost(plan: LayerPlan, src: HostBuffer): Map<string, Tensor> {
-    const ahead = this.ahead;
-    this.ahead = undefined;
-    let tensors = ahead?.layer === plan.index ? ahead.tensors : undefined;
-    if (ahead && !tensors) this.drop(ahead.tensors);
-    tensors ??= this.copyIn(plan, src, new Map());
-    const next = this.nextOf(plan.index, "host");
-    const nextPlan = this.plans[next];
-    if (this.prefetch && next !== plan.index && nextPlan.hostBuffer && !this.live.has(next))
-      this.ahead = { layer: next, tensors: this.copyIn(nextPlan, nextPlan.hostBuffer, new Map()) };
-    return tensors;
   }
 
   /** Records copies of the slots not read in place from a host buffer into pooled device tensors. */
@@ -578,12 +558,12 @@ export class LayeredWeightStore implements WeightStore {
     return { staging: this.staging?.byteLength ?? this.stages.reduce((n, b) => n + b.byteLength, 0) };
   }
 
-  /** The next layer after `index` (wrapping around) that lives in `residency`. */
-  private nextOf(index: number, residency: Residency): number {
+  /** The next layer after `index` (wrapping around) streamed from disk. */
+  private nextStreamed(index: number): number {
     const n = this.plans.length;
     for (let step = 1; step <= n; step++) {
       const j = (index + step) % n;
-      if (this.plans[j].residency === residency) return j;
+      if (this.plans[j].residency === "disk") return j;
     }
     return index;
   }
