@@ -105,12 +105,15 @@ export function runtimeFlags(): ConfigFlag[] {
     flag(
       new Option(
         "--offload-gpu-layers <n>",
-        "layers placed on the GPU (the rest stay on the host)",
+        "webgpu: the first N layers resident on the GPU (the rest in host memory or streamed from disk)",
       ).argParser(integerArg),
       "runtime.offloadGpuLayers",
     ),
     flag(
-      new Option("--gpu-memory-budget <size>", 'GPU memory budget: bytes, "8GiB", "75%"').argParser(sizeArg),
+      new Option(
+        "--gpu-memory-budget <size>",
+        'GPU memory for the model on webgpu, the layers that do not fit stream from host memory or disk: bytes, "8GiB" ("75%" only where the GPU\'s memory size is known)',
+      ).argParser(sizeArg),
       "runtime.gpuMemoryBudget",
     ),
     flag(

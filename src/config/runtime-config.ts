@@ -91,7 +91,7 @@ export const RuntimeConfigSchema = z
       .enum(BACKENDS)
       .default("auto")
       .describe(
-        "Compute backend: cpu, webgpu, or auto (the cpu until the runtime measures GPU memory; a gpu device picks webgpu)",
+        "Compute backend: cpu, webgpu, or auto (the cpu, as the runtime cannot measure GPU memory; a gpu device picks webgpu)",
       ),
     device: z
       .string()
@@ -119,8 +119,12 @@ export const RuntimeConfigSchema = z
       .describe("Which layers offloadCpuLayers picks"),
     offloadGpuLayers: nonNegativeInt
       .default(0)
-      .describe("Layers placed on the GPU (the rest stay on the host)"),
-    gpuMemoryBudget: MemoryBudgetSchema.optional(),
+      .describe(
+        "webgpu: the first N layers resident on the GPU (the rest in host memory or streamed from disk)",
+      ),
+    gpuMemoryBudget: MemoryBudgetSchema.optional().describe(
+      'GPU memory for the model on the webgpu backend: the layers that do not fit stream from host memory or disk. An absolute size such as "8GiB" (a share such as "75%" needs the GPU\'s memory size, which WebGPU does not report)',
+    ),
     hostMemoryBudget: MemoryBudgetSchema.optional(),
     expertCacheSize: ExpertCacheSizeSchema.default(0).describe(
       "Host memory for routed MoE experts of streamed layers kept in an LRU across tokens (0 = off: every routed expert is read from disk)",

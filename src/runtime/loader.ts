@@ -275,7 +275,9 @@ export class RuntimeLoader {
 
 /** What the engine loads: backend, per-layer residency (when a layer streams), the expert LRU and the KV strategy. */
 export function engineOptions(plan: RuntimePlan): LoadModelOptions {
-  const streams = plan.layers.some((l) => l.residency !== "host");
+  // Layers live where the backend computes unless the plan streams some ("gpu" on webgpu, "host" on the cpu).
+  const resident = plan.backend === "webgpu" ? "gpu" : "host";
+  const streams = plan.layers.some((l) => l.residency !== resident);
   const kv = plan.kvCache;
   return {
     backend: plan.backend,

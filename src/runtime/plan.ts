@@ -21,6 +21,7 @@ import {
 } from "../engine/residency/index.js";
 import { OllmError } from "../errors.js";
 import { MODALITIES, type Modality } from "./catalog.js";
+import { checkGpuFloor, type GpuPlacement, kvGpuBytes, placeOnGpu } from "./gpu-plan.js";
 import { type ENGINE_BACKENDS, ENGINE_MODALITIES } from "./inspect.js";
 import type { MachineInfo } from "./machine.js";
 import { notMaterializedError } from "./materializer.js";
@@ -130,7 +131,18 @@ export const RuntimePlanSchema = z.object({
         expertCache: bytes,
         total: bytes,
       }),
-      gpu: z.object({ weights: bytes, streaming: bytes, kvCache: bytes, activations: bytes, total: bytes }),
+      /** On the webgpu backend; zeros on the cpu. */
+      gpu: z.object({
+        /** Globals + resident layers + device copies of streamed layers (`streaming`). */
+        weights: bytes,
+        streaming: bytes,
+        /** The KV cache's part in GPU memory (tiered strategies keep cold blocks on the host). */
+        kvCache: bytes,
+        activations: bytes,
+        /** The streamed-expert LRU (device tensors on a GPU). */
+        expertCache: bytes,
+        total: bytes,
+      }),
     }),
   }),
   /** Every choice and why. */
@@ -251,7 +263,7 @@ export function planRuntime(
   because("modalities", requested.join("+"), config.multimodal ? "multimodal is on" : "text-only request");
 
   // Backend and device: WebGPU when asked for (backend webgpu, or a GPU device); auto plans on the CPU, since
-  // the runtime does not measure GPU memory yet.
+  // Dawn does not report the GPU's memory size.
   const gpuAsked = config.backend === "webgpu" || config.device.startsWith("gpu");
   const backend: (typeof ENGINE_BACKENDS)[number] = gpuAsked ? "webgpu" : "cpu";
   if (!model.supportedBackends.includes(backend))
@@ -265,7 +277,7 @@ export function planRuntime(
     config.backend === "auto"
       ? gpuAsked
         ? `auto: device "${config.device}" is a GPU`
-        : "auto: the cpu backend (pass --backend webgpu or --device gpu for a GPU: the runtime does not measure GPU memory yet)"
+        : "auto: the cpu backend (the runtime cannot measure GPU memory; pass --backend webgpu or --device gpu for a GPU, with --gpu-memory-budget SIZE or --offload-gpu-layers N to stream the layers that do not fit)"
       : "requested by the config",
   );
   const device = gpuAsked ? (config.device === "auto" ? "gpu" : config.device) : "cpu";
@@ -280,12 +292,13 @@ export function planRuntime(
         ? "auto: the cpu backend runs on the host"
         : "requested by the config",
   );
-  if (config.offloadGpuLayers > 0)
+  if (config.offloadGpuLayers > 0 && backend === "cpu")
     fail(
       "BACKEND_UNAVAILABLE",
-      `offloadGpuLayers=${config.offloadGpuLayers} needs GPU memory planning, which the runtime does not do yet`,
-      "Remove offloadGpuLayers: with --backend webgpu every weight is resident in GPU memory.",
+      `offloadGpuLayers=${config.offloadGpuLayers} needs a GPU, and this plan runs on the cpu backend${config.backend === "auto" ? " (auto plans on the cpu)" : ""}`,
+      "Pass --backend webgpu (or --device gpu), or remove offloadGpuLayers.",
     );
+  const onGpu = backend === "webgpu";
 
   // Context.
   const maxPositions = geometry.maxPositions ?? Number.POSITIVE_INFINITY;
@@ -315,15 +328,34 @@ export function planRuntime(
       ? `requested by the config (${config.hostMemoryBudget})`
       : `default: ${formatBytes(machine.availableHostMemoryBytes)} available host memory minus a margin of max(10%, 512 MiB)`,
   );
+  // A share ("75%") needs the GPU's memory size, which Dawn does not report (machine.gpus is empty unless
+  // an embedder's probe knows it).
+  const gpuMemoryBytes = machine.gpus[Number(/^gpu:(\d+)$/.exec(device)?.[1] ?? 0)]?.memoryBytes;
+  const gpuShare = typeof config.gpuMemoryBudget === "string" && config.gpuMemoryBudget.trim().endsWith("%");
+  if (onGpu && gpuShare && gpuMemoryBytes === undefined)
+    fail(
+      "INVALID_CONFIG",
+      `gpuMemoryBudget "${config.gpuMemoryBudget}" is a share of GPU memory, but the size of ${device}'s memory is not known (WebGPU does not report it)`,
+      'Give gpuMemoryBudget as an absolute size, e.g. --gpu-memory-budget 8GiB (gpu_memory_budget = "8GiB").',
+    );
   const gpuBudgetBytes =
-    config.gpuMemoryBudget !== undefined
-      ? parseMemoryBudget(config.gpuMemoryBudget, machine.gpus[0]?.memoryBytes ?? 0)
+    config.gpuMemoryBudget !== undefined && !(gpuShare && gpuMemoryBytes === undefined)
+      ? parseMemoryBudget(config.gpuMemoryBudget, gpuMemoryBytes)
       : null;
-  if (gpuBudgetBytes !== null)
+  // GPU memory is planned (layers placed by planResidency) when a budget or an offload count says how.
+  const gpuPlanned =
+    onGpu &&
+    config.useSpecialization &&
+    (gpuBudgetBytes !== null || config.offloadGpuLayers > 0 || config.offloadCpuLayers > 0);
+  if (config.gpuMemoryBudget !== undefined)
     because(
       "gpuMemoryBudget",
-      "unused",
-      backend === "cpu" ? "the plan uses no GPU" : "GPU memory is not planned yet",
+      onGpu && gpuBudgetBytes !== null ? formatBytes(gpuBudgetBytes) : "unused",
+      !onGpu
+        ? `the plan uses no GPU${config.backend === "auto" ? " (auto plans on the cpu: pass --backend webgpu to plan GPU memory)" : ""}`
+        : !config.useSpecialization
+          ? `requested by the config (${config.gpuMemoryBudget}); useSpecialization is off, so every layer must fit it`
+          : `requested by the config (${config.gpuMemoryBudget}): the globals, the KV cache's GPU part, activations and the resident layers must fit it; the other layers stream from host memory or disk`,
     );
 
   // Sizes: globals (embeddings, final norm, LM head) stay resident; activations are an estimate per chunk.
@@ -332,6 +364,8 @@ export function planRuntime(
   const globalBytes = model.globalBytes ?? Math.max(0, weightBytes - layerBytes.reduce((s, b) => s + b, 0));
   const maxLayerBytes = Math.max(0, ...layerBytes);
   const hidden = geometry.hiddenSize ?? 0;
+  // On the cpu activations are host memory that V8 frees only when it collects (the slack); on a GPU
+  // they are device buffers.
   const activationsFor = (chunk: number) =>
     4 *
       chunk *
@@ -339,7 +373,7 @@ export function planRuntime(
         3 * (geometry.intermediateSize ?? 0) +
         (geometry.numAttentionHeads ?? 0) * contextTokens) +
     24 * (geometry.vocabSize ?? 0) +
-    V8_GC_SLACK_BYTES;
+    (onGpu ? 0 : V8_GC_SLACK_BYTES);
   const textOnly = requested.length === 1;
   const specialize = config.useSpecialization;
 
@@ -391,9 +425,12 @@ export function planRuntime(
   const chunkGuess = Math.min(config.prefillChunkTokens ?? DEFAULT_PREFILL_CHUNK_TOKENS, contextTokens);
   const actGuess = activationsFor(chunkGuess);
   // KV budget: what is left with every layer resident; when the weights do not fit, what is left once
-  // layers stream (globals + two buffers of the largest layer).
-  const residentRoom = hostBudgetBytes - weightBytes - actGuess;
-  const streamingRoom = hostBudgetBytes - globalBytes - 2 * maxLayerBytes - actGuess;
+  // layers stream (globals + two buffers of the largest layer; on a GPU one copy when two do not fit).
+  // A GPU budget budgets the KV cache in GPU memory, else the host budget does (as without GPU planning).
+  const kvBudget = gpuPlanned && gpuBudgetBytes !== null ? gpuBudgetBytes : hostBudgetBytes;
+  const residentRoom = kvBudget - weightBytes - actGuess;
+  const roomWith = (copies: number) => kvBudget - globalBytes - copies * maxLayerBytes - actGuess;
+  const streamingRoom = gpuPlanned && roomWith(2) < 0 ? roomWith(1) : roomWith(2);
   const window = config.kvCacheWindowTokens;
   let kv: KvSelection;
   if (config.kvCacheStrategy !== "auto") {
@@ -425,10 +462,33 @@ export function planRuntime(
         kv = select(streamingRoom);
       }
     } catch (error) {
+      // On a planned GPU the KV cache gets what the GPU budget leaves: say so.
+      if (
+        gpuPlanned &&
+        gpuBudgetBytes !== null &&
+        error instanceof OllmError &&
+        error.code === "OUT_OF_MEMORY_BUDGET"
+      )
+        fail(
+          error.code,
+          `${model.name}: ${error.message} (the KV cache's share of the ${formatBytes(gpuBudgetBytes)} GPU budget, after globals, activations and streamed-layer copies)`,
+          "Raise gpuMemoryBudget, lower contextTokens or prefillChunkTokens, or name a kvCacheStrategy (resident keeps the whole cache on the GPU).",
+        );
       throw withModel(model.name, error);
     }
   }
   function budgetCheckWithoutKv(): void {
+    if (gpuPlanned) {
+      checkGpuFloor({
+        model: model.name,
+        gpuBudgetBytes,
+        layerBytes,
+        globalBytes,
+        activationBytes: actGuess,
+        contextTokens,
+      });
+      return;
+    }
     // planResidency explains why even streaming every layer cannot fit.
     try {
       planResidency({ layerBytes, globalBytes, hostBudgetBytes, kvBytes: 0, activationBytes: actGuess });
@@ -483,14 +543,83 @@ export function planRuntime(
   const kvBytes = Math.ceil(kv.predicted.memoryBytes);
   const activations = activationsFor(prefillChunkTokens);
   const cpuLayers = config.offloadCpuLayers > 0 && specialize ? config.offloadCpuLayers : undefined;
-  let residency: ("host" | "disk")[];
+  let residency: (typeof RESIDENCIES)[number][];
   let bytesReadPerToken = 0;
   let streamingBytes = 0;
   // "N%" of the expert cache is a share of the machine's host memory.
   const expertCacheWanted = parseMemoryBudget(config.expertCacheSize, machine.hostMemoryBytes);
   let expertCacheBytes = 0;
   let hostTotal: number;
-  if (specialize) {
+  const moe = MOE_FAMILIES.has(model.family);
+  /** Where the webgpu backend puts each layer, and what that holds on the GPU and on the host. */
+  const planGpu = (): GpuPlacement => {
+    const kvGpu = kvGpuBytes(kv, contextTokens, geometry.kvBytesPerToken, geometry.numLayers);
+    const kvHost = kvBytes - kvGpu;
+    const count = (p: GpuPlacement, r: string) => p.residency.filter((x) => x === r).length;
+    if (gpuPlanned) {
+      const p = placeOnGpu({
+        model: model.name,
+        layerBytes,
+        globalBytes,
+        gpuBudgetBytes,
+        hostBudgetBytes,
+        kvGpuBytes: kvGpu,
+        kvHostBytes: kvHost,
+        activationBytes: activations,
+        contextTokens,
+        expertCacheBytes: expertCacheWanted,
+        moe,
+        offloadGpuLayers: config.offloadGpuLayers > 0 ? config.offloadGpuLayers : undefined,
+        offloadCpuLayers: cpuLayers,
+        offloadCpuPolicy: config.offloadCpuPolicy,
+      });
+      const parts = (["gpu", "host", "disk"] as const)
+        .filter((r) => count(p, r))
+        .map((r) => `${r} × ${count(p, r)}`);
+      because("residency", parts.join(", "), p.reasons.join("; "));
+      return p;
+    }
+    // No GPU budget or offload count: every weight resident in GPU memory (the engine's default).
+    const gpuTotal = weightBytes + kvGpu + activations;
+    if (gpuBudgetBytes !== null && gpuTotal > gpuBudgetBytes)
+      fail(
+        "OUT_OF_MEMORY_BUDGET",
+        `${model.name} needs ${formatBytes(gpuTotal)} of GPU memory (weights ${formatBytes(weightBytes)} + KV cache ${formatBytes(kvGpu)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}), more than the GPU budget of ${formatBytes(gpuBudgetBytes)}; useSpecialization is off, so no layer streams`,
+        "Turn specialization on (layers that do not fit then stream), raise gpuMemoryBudget, or use a smaller model.",
+      );
+    because(
+      "residency",
+      `gpu × ${layerBytes.length}`,
+      !specialize
+        ? "useSpecialization is off: every layer resident in GPU memory"
+        : "no gpuMemoryBudget or offloadGpuLayers: every layer resident in GPU memory (--gpu-memory-budget SIZE or --offload-gpu-layers N stream the layers that do not fit from host memory or disk)",
+    );
+    return {
+      residency: layerBytes.map(() => "gpu"),
+      bytesReadPerToken: 0,
+      expertCacheBytes: 0,
+      gpu: {
+        weights: weightBytes,
+        streaming: 0,
+        kvCache: kvGpu,
+        activations,
+        expertCache: 0,
+        total: gpuTotal,
+      },
+      host: { weights: 0, streaming: 0, kvCache: kvHost, total: kvHost },
+      reasons: [],
+    };
+  };
+  // Set on the webgpu backend: what lives on the GPU and on the host.
+  let placed: GpuPlacement | undefined;
+  if (onGpu) {
+    placed = planGpu();
+    residency = placed.residency;
+    bytesReadPerToken = placed.bytesReadPerToken;
+    expertCacheBytes = placed.expertCacheBytes;
+    streamingBytes = placed.host.streaming;
+    hostTotal = placed.host.total;
+  } else if (specialize) {
     const input = {
       layerBytes,
       globalBytes,
@@ -547,8 +676,20 @@ export function planRuntime(
       "offloadCpuLayers",
       cpuLayers ? `layers ${offloadIndices.join(", ")}` : "ignored",
       cpuLayers
-        ? `these ${offloadIndices.length} layers stay in host memory (${config.offloadCpuPolicy}), the other ${layerBytes.length - offloadIndices.length} stream from disk`
+        ? `these ${offloadIndices.length} layers stay in host memory (${config.offloadCpuPolicy}), the other ${layerBytes.length - offloadIndices.length} ${onGpu ? "are on the GPU" : "stream from disk"}`
         : "useSpecialization is off: every layer stays resident",
+    );
+  if (config.offloadGpuLayers > 0)
+    because(
+      "offloadGpuLayers",
+      !gpuPlanned
+        ? "ignored"
+        : config.offloadGpuLayers === 1
+          ? "layer 0"
+          : `layers 0–${Math.min(config.offloadGpuLayers, layerBytes.length) - 1}`,
+      gpuPlanned
+        ? `the first ${Math.min(config.offloadGpuLayers, layerBytes.length)} layers are resident on the GPU; the others stay in host memory or stream from disk`
+        : "useSpecialization is off: every layer is resident on the GPU",
     );
   const layers = layerBytes.map((b, index) => ({ index, residency: residency[index], bytes: b }));
   if (expertCacheWanted > 0)
@@ -556,7 +697,7 @@ export function planRuntime(
       "expertCache",
       expertCacheBytes ? formatBytes(expertCacheBytes) : "unused",
       expertCacheBytes
-        ? `routed experts of the ${residency.filter((r) => r === "disk").length} streamed layers stay in an LRU of ${formatBytes(expertCacheBytes)} of host memory across tokens (expertCacheSize ${String(config.expertCacheSize)})`
+        ? `routed experts of the ${residency.filter((r) => r === "disk").length} streamed layers stay in an LRU of ${formatBytes(expertCacheBytes)} of ${onGpu ? "GPU" : "host"} memory across tokens (expertCacheSize ${String(config.expertCacheSize)})`
         : !MOE_FAMILIES.has(model.family)
           ? `${model.name} has no mixture-of-experts layers`
           : "no layer streams from disk: every expert is resident",
@@ -565,8 +706,8 @@ export function planRuntime(
   // Specialization passes (engine/residency specializationPasses).
   const passes: AppliedPass[] = specializationPasses({
     enabled: specialize,
-    residency: residency.map((r) => (r === "disk" ? "disk" : "host")),
-    gpu: false,
+    residency: residency.map((r) => (r === "gpu" ? "device" : r)),
+    gpu: onGpu,
     kvStrategy: applied,
     moe: MOE_FAMILIES.has(model.family),
     multimodalCheckpoint: model.modalities.some((m) => m !== "text"),
@@ -593,9 +734,35 @@ export function planRuntime(
   );
   for (const p of passes) because(`specialization.${p.pass}`, "applied", p.reason);
 
-  // Memory.
-  const weightsPeak = hostTotal - kvBytes - activations - expertCacheBytes;
-  const breakdown = `weights ${formatBytes(weightsPeak)}${streamingBytes ? ` (incl. ${formatBytes(streamingBytes)} of streaming buffers)` : ""}${expertCacheBytes ? ` + expert cache ${formatBytes(expertCacheBytes)}` : ""} + KV cache ${formatBytes(kvBytes)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
+  // Memory. On a GPU the host holds host layers, disk read buffers and cold KV blocks; the GPU the rest.
+  const host = placed
+    ? {
+        weights: placed.host.weights,
+        streaming: placed.host.streaming,
+        kvCache: placed.host.kvCache,
+        activations: 0,
+        expertCache: 0,
+        total: placed.host.total,
+      }
+    : {
+        weights: hostTotal - kvBytes - activations - expertCacheBytes,
+        streaming: streamingBytes,
+        kvCache: kvBytes,
+        activations,
+        expertCache: expertCacheBytes,
+        total: hostTotal,
+      };
+  const breakdown = placed
+    ? [
+        host.weights > host.streaming
+          ? `layers kept in host memory ${formatBytes(host.weights - host.streaming)}`
+          : "",
+        host.streaming ? `two disk read buffers ${formatBytes(host.streaming)}` : "",
+        host.kvCache ? `KV cache ${formatBytes(host.kvCache)} (cold blocks off the GPU)` : "",
+      ]
+        .filter(Boolean)
+        .join(" + ") || "nothing planned: weights, KV cache and activations are on the GPU"
+    : `weights ${formatBytes(host.weights)}${streamingBytes ? ` (incl. ${formatBytes(streamingBytes)} of streaming buffers)` : ""}${expertCacheBytes ? ` + expert cache ${formatBytes(expertCacheBytes)}` : ""} + KV cache ${formatBytes(kvBytes)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}`;
   if (hostTotal > hostBudgetBytes) {
     const kvHint = weightBytes < hostBudgetBytes ? " or lower contextTokens" : "";
     fail(
@@ -609,6 +776,26 @@ export function planRuntime(
     formatBytes(hostTotal),
     `predicted host peak: ${breakdown}${bytesReadPerToken ? `; ${formatBytes(bytesReadPerToken)} read from disk per token` : ""}`,
   );
+  const gpu = placed?.gpu ?? {
+    weights: 0,
+    streaming: 0,
+    kvCache: 0,
+    activations: 0,
+    expertCache: 0,
+    total: 0,
+  };
+  if (placed) {
+    const streamed = residency.filter((r) => r !== "gpu").length;
+    because(
+      "gpuMemory",
+      formatBytes(gpu.total),
+      `predicted GPU peak: globals and ${layerBytes.length - streamed} resident layers ${formatBytes(gpu.weights - gpu.streaming)}${gpu.streaming ? ` + copies of streamed layers ${formatBytes(gpu.streaming)}` : ""} + KV cache ${formatBytes(gpu.kvCache)} for ${contextTokens} tokens + activations ~${formatBytes(gpu.activations)} (estimate)${gpu.expertCache ? ` + expert cache ${formatBytes(gpu.expertCache)}` : ""}${
+        gpuBudgetBytes !== null
+          ? `, within the ${formatBytes(gpuBudgetBytes)} budget`
+          : "; not checked: no gpuMemoryBudget (WebGPU does not report the GPU's memory)"
+      }`,
+    );
+  }
 
   return {
     model: {
@@ -660,15 +847,8 @@ export function planRuntime(
       bytesReadPerToken,
       expertCacheBytes,
       predictedPeak: {
-        host: {
-          weights: weightsPeak,
-          streaming: streamingBytes,
-          kvCache: kvBytes,
-          activations,
-          expertCache: expertCacheBytes,
-          total: hostTotal,
-        },
-        gpu: { weights: 0, streaming: 0, kvCache: 0, activations: 0, total: 0 },
+        host,
+        gpu,
       },
     },
     reasons,

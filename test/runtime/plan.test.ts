@@ -3,7 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RuntimeConfigInput, validateRuntimeConfig } from "../../src/config/runtime-config.js";
 import { OllmError } from "../../src/errors.js";
 import type { MachineInfo } from "../../src/runtime/machine.js";
+import { formatBytes } from "../../src/config/memory.js";
 import { defaultHostBudget } from "../../src/engine/residency/index.js";
+import { engineOptions } from "../../src/runtime/loader.js";
 import {
   IMPLEMENTED_KV_STRATEGIES,
   type PlanOptions,
@@ -219,12 +221,14 @@ describe("planRuntime", () => {
     const auto = await plan(llama);
     expect([auto.backend, auto.device]).toEqual(["cpu", "cpu"]);
     expect(auto.reasons.find((r) => r.subject === "backend")?.reason).toMatch(/--backend webgpu/);
+    expect(auto.reasons.find((r) => r.subject === "backend")?.reason).toMatch(/--gpu-memory-budget/);
   });
 
   it("refuses what the engine or the planner cannot do", async () => {
-    expect((await planError({ ...llama, offloadGpuLayers: 2 }, "BACKEND_UNAVAILABLE")).message).toMatch(
-      /GPU memory planning/,
-    );
+    // auto plans on the cpu: layers on a GPU need the webgpu backend.
+    const gpuLayers = await planError({ ...llama, offloadGpuLayers: 2 }, "BACKEND_UNAVAILABLE");
+    expect(gpuLayers.message).toMatch(/offloadGpuLayers=2 needs a GPU.*auto plans on the cpu/);
+    expect(gpuLayers.hint).toMatch(/--backend webgpu/);
     await planError({ ...llama, contextTokens: 5000 }, "INVALID_CONFIG");
     await planError({ ...llama, backend: "tpu" } as unknown as RuntimeConfigInput, "INVALID_CONFIG");
   });
@@ -280,5 +284,169 @@ describe("planRuntime", () => {
       ]),
     );
     expect(JSON.parse(JSON.stringify(schema))).toEqual(schema);
+  });
+});
+
+describe("planRuntime: GPU memory (webgpu)", () => {
+  const gpu = { modelReference: fixture("tiny-llama"), backend: "webgpu" as const };
+  // An explicit KV strategy keeps the KV cache's bytes the same under every budget below.
+  const resident = { ...gpu, kvCacheStrategy: "resident" as const };
+  const reason = (p: Awaited<ReturnType<typeof plan>>, subject: string) =>
+    p.reasons.find((r) => r.subject === subject);
+
+  it("without a budget or offloadGpuLayers keeps every layer resident on the GPU and says so", async () => {
+    const p = await plan(resident);
+    expect(RuntimePlanSchema.parse(p)).toEqual(p);
+    expect(p.layers.map((l) => l.residency)).toEqual(["gpu", "gpu", "gpu"]);
+    expect(reason(p, "residency")?.reason).toMatch(
+      /no gpuMemoryBudget or offloadGpuLayers: every layer resident/,
+    );
+    const g = p.memory.predictedPeak.gpu;
+    expect(g.weights).toBe(p.model.weightBytes);
+    expect(g.kvCache).toBe(p.kvCache.predicted.memoryBytes);
+    expect(g.total).toBe(g.weights + g.kvCache + g.activations);
+    expect(p.memory.predictedPeak.host.total).toBe(0);
+    expect(reason(p, "gpuMemory")?.reason).toMatch(/not checked: no gpuMemoryBudget/);
+    // The loader then loads every layer resident (no residency passed to the engine).
+    expect(engineOptions(p).residency).toBeUndefined();
+  });
+
+  it("a budget that fits 1 of 3 layers: one on the GPU, one in host memory, one streamed from disk", async () => {
+    const full = await plan(resident);
+    const L = full.layers[0].bytes;
+    expect(full.layers.every((l) => l.bytes === L)).toBe(true);
+    const globals = full.model.weightBytes - 3 * L;
+    const fixed = globals + full.memory.predictedPeak.gpu.kvCache + full.memory.predictedPeak.gpu.activations;
+    // The GPU: fixed part + one resident layer + one device copy of a streamed layer. The host: one layer +
+    // the two buffers disk layers are read into.
+    const p = await plan({
+      ...resident,
+      gpuMemoryBudget: fixed + 2 * L + 1024,
+      hostMemoryBudget: 3 * L + 1024,
+    });
+    expect(RuntimePlanSchema.parse(p)).toEqual(p);
+    // Layer 0 on the GPU (first layers first); host memory takes one of the others (spread: the last).
+    expect(p.layers.map((l) => l.residency)).toEqual(["gpu", "disk", "host"]);
+    expect(engineOptions(p).residency).toEqual(["device", "disk", "host"]);
+    expect(p.memory.gpuBudgetBytes).toBe(fixed + 2 * L + 1024);
+    expect(p.memory.bytesReadPerToken).toBe(L);
+    const g = p.memory.predictedPeak.gpu;
+    expect(g).toEqual({
+      weights: globals + L + L,
+      streaming: L,
+      kvCache: full.memory.predictedPeak.gpu.kvCache,
+      activations: full.memory.predictedPeak.gpu.activations,
+      expertCache: 0,
+      total: fixed + 2 * L,
+    });
+    expect(g.total).toBeLessThanOrEqual(p.memory.gpuBudgetBytes ?? 0);
+    const h = p.memory.predictedPeak.host;
+    expect(h).toMatchObject({ weights: 3 * L, streaming: 2 * L, kvCache: 0, activations: 0, total: 3 * L });
+    expect(h.total).toBeLessThanOrEqual(p.memory.hostBudgetBytes);
+    expect(reason(p, "residency")?.decision).toBe("gpu × 1, host × 1, disk × 1");
+    expect(reason(p, "residency")?.reason).toMatch(/1 of 3 layers fit the .* GPU budget/);
+    expect(reason(p, "gpuMemoryBudget")?.decision).toBe(formatBytes(fixed + 2 * L + 1024));
+    expect(reason(p, "gpuMemory")?.reason).toMatch(/predicted GPU peak: .* copies of streamed layers/);
+    expect(p.specialization.passes).toEqual(
+      expect.arrayContaining(["disk-cache", "cpu-offload", "gpu-offload"]),
+    );
+    // More host memory: no layer streams from disk (the other two layers in host memory, copied to the GPU
+    // through one device copy).
+    const roomy = await plan({ ...resident, gpuMemoryBudget: fixed + 2 * L + 1024 });
+    expect(roomy.layers.map((l) => l.residency)).toEqual(["gpu", "host", "host"]);
+    expect(roomy.memory.bytesReadPerToken).toBe(0);
+    expect(roomy.memory.predictedPeak.gpu.streaming).toBe(L);
+    expect(roomy.memory.predictedPeak.gpu.total).toBeLessThanOrEqual(fixed + 2 * L + 1024);
+    // A budget for everything: every layer on the GPU.
+    const all = await plan({ ...resident, gpuMemoryBudget: fixed + 3 * L });
+    expect(all.layers.map((l) => l.residency)).toEqual(["gpu", "gpu", "gpu"]);
+    expect(all.memory.predictedPeak.gpu.total).toBe(fixed + 3 * L);
+  });
+
+  it("a budget too small for globals + KV + activations + one streamed layer is OUT_OF_MEMORY_BUDGET", async () => {
+    const full = await plan(resident);
+    const L = full.layers[0].bytes;
+    const fixed = full.memory.predictedPeak.gpu.total - 3 * L;
+    const error = await planError({ ...resident, gpuMemoryBudget: fixed + L - 1 }, "OUT_OF_MEMORY_BUDGET");
+    expect(error.message).toMatch(
+      /tiny-llama: the GPU budget of .* cannot hold globals \(embeddings, final norm, LM head\) .* \+ KV cache .* for 1024 tokens \+ activations ~.* \+ one streamed layer/,
+    );
+    expect(error.hint).toMatch(/Raise gpuMemoryBudget \(--gpu-memory-budget\) to at least/);
+    // Smaller than the activations alone: refused before the KV cache is chosen.
+    const tiny = await planError({ ...gpu, gpuMemoryBudget: "1MiB" }, "OUT_OF_MEMORY_BUDGET");
+    expect(tiny.message).toMatch(/GPU budget of 1.00 MiB cannot hold globals .* activations/);
+    // Just enough: everything streams from disk through one device copy.
+    const p = await plan({ ...resident, gpuMemoryBudget: fixed + L, hostMemoryBudget: 2 * L });
+    expect(p.layers.map((l) => l.residency)).toEqual(["disk", "disk", "disk"]);
+    expect(p.memory.predictedPeak.gpu.total).toBe(fixed + L);
+    // Host memory too small for the two read buffers.
+    const host = await planError(
+      { ...resident, gpuMemoryBudget: fixed + L, hostMemoryBudget: 2 * L - 1 },
+      "OUT_OF_MEMORY_BUDGET",
+    );
+    expect(host.message).toMatch(/streaming layers needs .* of host memory \(two read buffers/);
+    // useSpecialization off: nothing streams, so the whole model must fit.
+    const plain = await planError(
+      { ...resident, gpuMemoryBudget: fixed + 2 * L, useSpecialization: false },
+      "OUT_OF_MEMORY_BUDGET",
+    );
+    expect(plain.message).toMatch(/of GPU memory .* useSpecialization is off, so no layer streams/);
+  });
+
+  it("a percentage needs the GPU's memory size: INVALID_CONFIG unless the machine reports it", async () => {
+    const error = await planError({ ...gpu, gpuMemoryBudget: "50%" }, "INVALID_CONFIG");
+    expect(error.message).toMatch(/gpuMemoryBudget "50%" is a share of GPU memory.*not known/);
+    expect(error.hint).toMatch(/absolute size, e\.g\. --gpu-memory-budget 8GiB/);
+    const known = await plan(
+      { ...gpu, device: "gpu:1", gpuMemoryBudget: "50%" },
+      {},
+      {
+        ...machine,
+        gpus: [
+          { name: "a", memoryBytes: 2 * GiB },
+          { name: "b", memoryBytes: 8 * GiB },
+        ],
+      },
+    );
+    expect(known.memory.gpuBudgetBytes).toBe(4 * GiB);
+    // The cpu backend uses no GPU budget: a share is not an error there.
+    const cpu = await plan({ modelReference: fixture("tiny-llama"), gpuMemoryBudget: "50%" });
+    expect(cpu.memory.gpuBudgetBytes).toBeNull();
+    expect(reason(cpu, "gpuMemoryBudget")?.decision).toBe("unused");
+    expect(reason(cpu, "gpuMemoryBudget")?.reason).toMatch(/pass --backend webgpu/);
+  });
+
+  it("offloadGpuLayers=1 keeps the first layer on the GPU; offloadCpuLayers keeps layers in host memory", async () => {
+    const p = await plan({ ...resident, offloadGpuLayers: 1 });
+    expect(p.layers.map((l) => l.residency)).toEqual(["gpu", "host", "host"]);
+    expect(p.offload.gpuLayers).toBe(1);
+    expect(reason(p, "offloadGpuLayers")?.decision).toBe("layer 0");
+    expect(reason(p, "gpuMemory")?.reason).toMatch(/not checked/);
+    const L = p.layers[0].bytes;
+    expect(p.memory.predictedPeak.host.total).toBe(2 * L);
+    expect(p.memory.predictedPeak.gpu.streaming).toBe(L);
+    // Under a budget too: the first layer stays; too many layers for it is refused.
+    const full = await plan(resident);
+    const fixed = full.memory.predictedPeak.gpu.total - 3 * L;
+    const budgeted = await plan({ ...resident, offloadGpuLayers: 1, gpuMemoryBudget: fixed + 2 * L });
+    expect(budgeted.layers[0].residency).toBe("gpu");
+    const two = await planError(
+      { ...resident, offloadGpuLayers: 2, gpuMemoryBudget: fixed + 2 * L },
+      "OUT_OF_MEMORY_BUDGET",
+    );
+    expect(two.message).toMatch(/offloadGpuLayers=2 needs .* of GPU memory/);
+    const cpuLayers = await plan({ ...resident, offloadCpuLayers: 1, offloadCpuPolicy: "suffix" });
+    expect(cpuLayers.layers.map((l) => l.residency)).toEqual(["gpu", "gpu", "host"]);
+    expect(cpuLayers.offload.cpuLayers).toMatchObject({ layerIndices: [2], effective: true });
+  });
+
+  it("a tiered KV cache keeps its cold blocks in host memory, the rest on the GPU", async () => {
+    const p = await plan({ ...gpu, kvCacheStrategy: "quantized-cold-tier", gpuMemoryBudget: "1GiB" });
+    const g = p.memory.predictedPeak.gpu;
+    const h = p.memory.predictedPeak.host;
+    expect(g.kvCache).toBeGreaterThan(0);
+    expect(h.kvCache).toBeGreaterThan(0);
+    expect(g.kvCache + h.kvCache).toBe(p.kvCache.predicted.memoryBytes);
+    expect(h.total).toBe(h.weights + h.kvCache);
   });
 });

@@ -438,11 +438,13 @@ async function modelCheck(ctx: CliContext): Promise<Check> {
     details.backend = plan.backend;
     details.kvCache = plan.kvCache.applied;
     details.predictedPeakHostBytes = plan.memory.predictedPeak.host.total;
+    const gpu = plan.backend === "webgpu" ? plan.memory.predictedPeak.gpu.total : undefined;
+    if (gpu !== undefined) details.predictedPeakGpuBytes = gpu;
     return check(
       "model",
       "Model",
       "ok",
-      `${about}, installed; plan: ${plan.backend}/${plan.device}, KV ${plan.kvCache.applied}, predicted peak ${formatSize(plan.memory.predictedPeak.host.total)}`,
+      `${about}, installed; plan: ${plan.backend}/${plan.device}, KV ${plan.kvCache.applied}, predicted peak ${formatSize(plan.memory.predictedPeak.host.total)}${gpu !== undefined ? ` host, ${formatSize(gpu)} GPU` : ""}`,
       { details },
     );
   } catch (error) {
