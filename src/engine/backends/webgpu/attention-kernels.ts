@@ -17,7 +17,20 @@
  * latency overlaps the work, and Q, K and V of the first block are requested before anything waits on them.
  */
 import type { DType } from "../../tensor.js";
-import { build, host, type KernelSource, loader, memo, NEG, r, rf, SAFE_MATH, u32s, w } from "./kernels.js";
+import {
+  build,
+  host,
+  type KernelSource,
+  loader,
+  memo,
+  NEG,
+  type ParamType,
+  r,
+  rf,
+  SAFE_MATH,
+  u32s,
+  w,
+} from "./kernels.js";
 
 const WG = 256;
 /** Threads sharing one key's dot products (8 × vec4 = a 128-byte segment per load step). */
@@ -54,6 +67,17 @@ export function defaultAttentionTuning(dim: number): AttentionTuning {
     ? { targetWorkgroups: 256, maxQueries: 1, minSplitKeys: MIN_SPLIT_KEYS ?? 128 }
     : { targetWorkgroups: 128, maxQueries: MAX_QUERIES, minSplitKeys: MIN_SPLIT_KEYS ?? 64 };
 }
+/**
+ * The parameters the decode and prefill attention kernels end with, in this order: the window, the offsets
+ * of q, k, v, the positions and the output, the row strides, the key position offset, the sinks' offset,
+ * then the logit scale and soft cap.
+ */
+export const ATTENTION_SHARED_PARAMS: [string, ParamType][] = [
+  ...u32s("window", "qo", "ko", "vo", "qStride", "kvStride", "po", "oo", "koff", "sko"),
+  ["scale", "f32"],
+  ["softcap", "f32"],
+];
+
 /** Most splits per call (pass 2 reads every split of a head). */
 const MAX_SPLITS = 64;
 /** Workgroup memory a kernel may use (the WebGPU default limit, and llvmpipe's). */
@@ -191,28 +215,7 @@ function attentionDecodeKernelImpl(
   const scr = scratchFloats(dim, qb);
   return build(
     `attnd:${dim}:${qb}:${kvVec}:${direct ? `direct:${sinks ?? "-"}` : "split"}`,
-    [
-      ...u32s(
-        "heads",
-        "group",
-        "qBlocks",
-        "kvLen",
-        "chunk",
-        "splits",
-        "window",
-        "qo",
-        "ko",
-        "vo",
-        "qStride",
-        "kvStride",
-        "po",
-        "oo",
-        "koff",
-        "sko",
-      ),
-      ["scale", "f32"],
-      ["softcap", "f32"],
-    ],
+    [...u32s("heads", "group", "qBlocks", "kvLen", "chunk", "splits"), ...ATTENTION_SHARED_PARAMS],
     bindings,
     `${SAFE_MATH}
 ${direct && sinks ? loader("SNK", sinks) : ""}

@@ -18,6 +18,7 @@
  * register arrays is unrolled here, so their indices are constants and they stay in registers.
  */
 import type { DType } from "../../tensor.js";
+import { ATTENTION_SHARED_PARAMS } from "./attention-kernels.js";
 import { build, host, type KernelSource, loader, memo, NEG, r, rf, SAFE_MATH, u32s, w } from "./kernels.js";
 
 /** Query rows (position, head) per workgroup, rows per thread, and threads per part (M / R). */
@@ -244,29 +245,7 @@ function prefillAttentionKernelImpl(
   }`;
   return build(
     `attnp:${dim}:${bc}:${kvVec}:${sinks ?? "-"}`,
-    [
-      ...u32s(
-        "group",
-        "hb",
-        "qBlocks",
-        "positions",
-        "pBlocks",
-        "rows",
-        "kvLen",
-        "window",
-        "qo",
-        "ko",
-        "vo",
-        "qStride",
-        "kvStride",
-        "po",
-        "oo",
-        "koff",
-        "sko",
-      ),
-      ["scale", "f32"],
-      ["softcap", "f32"],
-    ],
+    [...u32s("group", "hb", "qBlocks", "positions", "pBlocks", "rows", "kvLen"), ...ATTENTION_SHARED_PARAMS],
     bindings,
     `${SAFE_MATH}
 ${sinks ? loader("SNK", sinks) : ""}
