@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel, type Model } from "../../src/engine/model.js";
-import { argmax, comparableSteps, fixtureDir, readGolden } from "../engine/oracle.js";
+import { chunkedPromptThenDecodeError } from "../../tools/bench-gpu/common.js";
+import { comparableSteps, fixtureDir, readGolden } from "../engine/oracle.js";
 import { gpuOrSkip, relErr } from "./gpu-setup.js";
 
 const probe = await gpuOrSkip();
@@ -60,23 +61,10 @@ run.each(FAMILIES)("%s on WebGPU against the CPU backend", (name) => {
   });
 
   it("chunked prefill past the sliding windows, then decode with the KV cache", async () => {
-    const g = gpu.newSequence();
-    const c = cpu.newSequence();
-    const ids = golden.long_prompt_ids;
-    let lg = await (await g.forward(ids, { logits: "last", chunkTokens: 48 })).read();
-    let lc = await (await c.forward(ids, { logits: "last", chunkTokens: 48 })).read();
-    let worst = relErr(lg, lc);
-    for (let i = 0; i < 4; i++) {
-      const id = argmax(lc);
-      lg = await (await g.forward([id], { logits: "last" })).read();
-      lc = await (await c.forward([id], { logits: "last" })).read();
-      worst = Math.max(worst, relErr(lg, lc));
-    }
+    const worst = await chunkedPromptThenDecodeError(gpu, cpu, golden.long_prompt_ids);
     console.log(
       `${name}: WebGPU vs CPU long prompt + 4 decode steps max relative error ${worst.toExponential(2)}`,
     );
     expect(worst).toBeLessThan(1e-3);
-    g.dispose();
-    c.dispose();
   });
 });

@@ -1,4 +1,5 @@
 /** Small helpers the GPU bench tools share. */
+import type { Model } from "../../src/engine/model.js";
 
 /** A detokenizer for generate() when only the token ids matter. */
 export const SILENT = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
@@ -19,4 +20,35 @@ export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
     m = Math.max(m, Math.abs(b[i]));
   }
   return d / m;
+}
+
+/**
+ * The worst relative error of `model` against `reference` over a prompt prefilled in chunks of
+ * `chunkTokens`, then `steps` greedy decode steps (the reference's picks) with the KV cache: what the
+ * WebGPU family test and families-check.ts compare.
+ */
+export async function chunkedPromptThenDecodeError(
+  model: Model,
+  reference: Model,
+  ids: number[],
+  chunkTokens = 48,
+  steps = 4,
+): Promise<number> {
+  const g = model.newSequence();
+  const c = reference.newSequence();
+  try {
+    let lg = await (await g.forward(ids, { logits: "last", chunkTokens })).read();
+    let lc = await (await c.forward(ids, { logits: "last", chunkTokens })).read();
+    let worst = relErr(lg, lc);
+    for (let i = 0; i < steps; i++) {
+      const id = argmax(lc);
+      lg = await (await g.forward([id], { logits: "last" })).read();
+      lc = await (await c.forward([id], { logits: "last" })).read();
+      worst = Math.max(worst, relErr(lg, lc));
+    }
+    return worst;
+  } finally {
+    g.dispose();
+    c.dispose();
+  }
 }

@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generate } from "../../src/engine/generate.js";
 import { loadModel } from "../../src/engine/model.js";
-import { argmax, relErr, SILENT } from "./common.js";
+import { chunkedPromptThenDecodeError, relErr, SILENT } from "./common.js";
 
 const FAMILIES = [
   ...["tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-mistral", "tiny-gemma3"],
@@ -41,23 +41,11 @@ for (const name of FAMILIES) {
       `${name} prompt logits: vs CPU ${vsCpu.toExponential(2)}, vs transformers ${vsGolden.toExponential(2)}`,
     );
 
-    const g = gpu.newSequence();
-    const c = cpu.newSequence();
-    let lg = await (await g.forward(golden.long_prompt_ids, { logits: "last", chunkTokens: 48 })).read();
-    let lc = await (await c.forward(golden.long_prompt_ids, { logits: "last", chunkTokens: 48 })).read();
-    let worst = relErr(lg, lc);
-    for (let i = 0; i < 4; i++) {
-      const id = argmax(lc);
-      lg = await (await g.forward([id], { logits: "last" })).read();
-      lc = await (await c.forward([id], { logits: "last" })).read();
-      worst = Math.max(worst, relErr(lg, lc));
-    }
+    const worst = await chunkedPromptThenDecodeError(gpu, cpu, golden.long_prompt_ids);
     report(
       worst < TOL,
       `${name} long prompt (chunks of 48) + 4 decode steps vs CPU: ${worst.toExponential(2)}`,
     );
-    g.dispose();
-    c.dispose();
 
     const steps: { margin: number }[] = golden.greedy_steps;
     const tight = steps.findIndex((s) => s.margin < 1e-3);
