@@ -214,10 +214,10 @@ class OnDemandTensor implements Tensor {
  * backend with host buffers (mapped memory) gets them read straight into one of two host buffers, then
  * copied into pooled device tensors in order with its ops (no staging copy, no buffer created per use);
  * "host" layers live in such buffers. (Recording a host layer's copy one layer ahead, so the device might
- * run it beside the layer before, measured no faster on the H200 and cost a second device copy.) Otherwise they go through one reused staging buffer and an upload.
- * When a layer is handed out, the read of the next streamed layer starts (into the pooled tensors the
- * previous layer gave back, or the other host buffer) and runs while this one computes: double buffering,
- * two layers of streamed weights at most.
+ * run it beside the layer before, measured no faster on the H200 and cost a second device copy.) Otherwise
+ * they go through one reused staging buffer and an upload. When a layer is handed out, the read of the
+ * next streamed layer starts (into the pooled tensors the previous layer gave back, or the other host
+ * buffer) and runs while this one computes: double buffering, two layers of streamed weights at most.
  *
  * MoE expert tensors of streamed layers are not read with the layer: `Weights.fetch(name, expert)` reads
  * that expert's byte range only, through a small LRU of hot experts.
