@@ -64,6 +64,12 @@ export interface PromptPartsOptions {
   onEvent?: RuntimeEventListener;
   /** Tool (function) definitions passed to the chat template as `tools` (OpenAI/transformers JSON shape). */
   tools?: unknown[];
+  /**
+   * Text the assistant's reply starts with: appended after the chat template's generation prompt, so the
+   * model continues from it (e.g. the opening of a tool call). Its tokens count as prompt tokens; the
+   * response's `text`, `message` and deltas hold only what the model generated after it.
+   */
+  assistantPrefix?: string;
 }
 
 /** Options of {@link RuntimeClient.chat}: like {@link PromptPartsOptions}, the messages carry the system prompt and history. */
@@ -190,6 +196,7 @@ export class RuntimeClient {
           signal: options.signal,
           onEvent: options.onEvent,
           tools: options.tools,
+          assistantPrefix: options.assistantPrefix,
         },
         stop,
       ),
@@ -216,6 +223,7 @@ export class RuntimeClient {
           signal: options.signal,
           onEvent: options.onEvent,
           tools: options.tools,
+          assistantPrefix: options.assistantPrefix,
         },
         stop,
       ),

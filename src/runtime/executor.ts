@@ -36,7 +36,7 @@ export interface ExecutionDelta {
 
 /** Token counts of one execution. */
 export interface Usage {
-  /** Tokens of the whole prompt (chat template applied). */
+  /** Tokens of the whole prompt (chat template applied, assistant prefix included). */
   promptTokens: number;
   /** Tokens generated (a stop token counts). */
   completionTokens: number;
@@ -185,6 +185,11 @@ export interface ExecuteOptions {
   tools?: unknown[];
   /** Measure what weight streaming and a disk KV cache did during this reply (`result.io`). */
   measureIo?: boolean;
+  /**
+   * Text the assistant's reply starts with, appended after the generation prompt: the model continues
+   * from it. Its tokens are prompt tokens; the deltas and `result.text` hold only what was generated.
+   */
+  assistantPrefix?: string;
 }
 
 function delta<K extends string>(
@@ -268,7 +273,9 @@ export async function* executeChat(
   const started = performance.now();
   try {
     const tokenizer = runtime.tokenizer;
-    const text = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tools: options.tools });
+    const text =
+      tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true, tools: options.tools }) +
+      (options.assistantPrefix ?? "");
     const promptIds = tokenizer.encode(text, { addSpecialTokens: false });
     const context = runtime.plan.kvCache.contextTokens;
     if (promptIds.length >= context)

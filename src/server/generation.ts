@@ -59,6 +59,8 @@ export class Generation {
     /** The runtime (for its tokenizer and family); absent where no tool calls are parsed. */
     readonly runtime: LoadedRuntime | undefined,
     readonly job: Job,
+    /** The text the reply was started with (part of the prompt; the deltas come after it). */
+    readonly prefix = "",
   ) {
     this.#iterator = stream[Symbol.asyncIterator]();
   }
@@ -98,25 +100,34 @@ export class Generation {
     return this.#cancelled;
   }
 
-  /** The generated tokens decoded with special tokens (what tool-call markup is parsed from). */
+  /**
+   * The reply whole — the prefix, then the generated tokens decoded with special tokens — what tool-call
+   * markup is parsed from.
+   */
   rawText(): string {
-    return this.runtime ? this.runtime.tokenizer.decode(this.ids, { skipSpecialTokens: false }) : this.text;
+    const generated = this.runtime
+      ? this.runtime.tokenizer.decode(this.ids, { skipSpecialTokens: false })
+      : this.text;
+    return this.prefix + generated;
   }
 }
 
 /**
- * Takes a slot of the model's queue, loads (or reuses) its runtime and starts the stream. Errors —
- * queue full, model not loadable — reject here, before anything was sent.
+ * Takes a slot of the model's queue, loads (or reuses) its runtime and starts the stream, with the reply
+ * started by `prefixOf`'s text when it gives one (it sees the loaded runtime: its template and tokens).
+ * Errors — queue full, model not loadable — reject here, before anything was sent.
  */
 export async function startGeneration(
   ctx: ServerContext,
   job: Job,
   target: ModelTarget,
-  start: (signal: AbortSignal) => PromptStream,
+  start: (signal: AbortSignal, assistantPrefix: string | undefined) => PromptStream,
+  prefixOf?: (runtime: LoadedRuntime) => string | undefined,
 ): Promise<Generation> {
   await job.acquire(ctx.queues.get(target.key));
   const runtime = await ctx.client.load(target.runtimeConfig, { signal: job.signal });
-  return new Generation(start(job.signal), runtime, job);
+  const prefix = prefixOf?.(runtime);
+  return new Generation(start(job.signal, prefix), runtime, job, prefix);
 }
 
 /**

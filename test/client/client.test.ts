@@ -16,6 +16,7 @@ import type { RuntimeEvent } from "../../src/runtime/events.js";
 import type { Materializer } from "../../src/runtime/materializer.js";
 import { PlanDescriptionSchema } from "../../src/runtime/plan.js";
 import type { PromptDelta } from "../../src/session.js";
+import { buildCallFollowingModel, NAMED_PREFIX, TEXT_REPLY, WEATHER_CALL } from "../server/steered-model.js";
 import { fixture, golden, rejectsWith, removeDir, spyingTokenizerLoader, tempDir } from "./helpers.js";
 
 const llama = { modelReference: fixture("tiny-llama") };
@@ -470,5 +471,45 @@ describe("RuntimeClient", () => {
     expect(description.runtimeConfig.modelsDir).toBe(join(process.cwd(), "models"));
     expect((await client.describePlan({ ...llama, backend: "webgpu" })).plan.backend).toBe("webgpu");
     await rejectsWith(client.describePlan({ ...llama, offloadGpuLayers: 1 }), "BACKEND_UNAVAILABLE");
+  });
+});
+
+describe("assistantPrefix", () => {
+  const client = new RuntimeClient();
+  let root: string;
+  let runtimeConfig: { modelReference: string };
+  beforeAll(async () => {
+    root = await tempDir();
+    // Answers in text, but completes a <tool_call> it is started on (test/server/steered-model.ts).
+    runtimeConfig = { modelReference: await buildCallFollowingModel(join(root, "following")) };
+  });
+  afterAll(async () => {
+    await client.close();
+    await removeDir(root);
+  });
+
+  it("starts the reply with the prefix: the model continues it; text, deltas and completion tokens are only what it generated", async () => {
+    const messages = [userMessage("Weather in Paris?")];
+    const tools = [{ type: "function", function: { name: "get_weather", parameters: { type: "object" } } }];
+    const plain = await client.chat(messages, { runtimeConfig, tools }).collect();
+    expect(plain.text).toBe(TEXT_REPLY);
+
+    const stream = client.chat(messages, { runtimeConfig, tools, assistantPrefix: NAMED_PREFIX });
+    const deltas: PromptDelta[] = [];
+    for await (const d of stream) deltas.push(d);
+    const r = await stream.response;
+    const rest = WEATHER_CALL.slice(NAMED_PREFIX.length);
+    expect(r.text).toBe(rest);
+    expect(deltas.map((d) => d.text).join("")).toBe(rest);
+    expect(r.message).toEqual({ role: "assistant", content: [{ type: "text", text: rest }] });
+    // The prefix's tokens are prompt tokens.
+    const runtime = await client.load(runtimeConfig);
+    const prefixTokens = runtime.tokenizer.encode(NAMED_PREFIX, { addSpecialTokens: false }).length;
+    expect(r.usage).toEqual({
+      promptTokens: plain.usage.promptTokens + prefixTokens,
+      completionTokens: 2,
+      totalTokens: plain.usage.promptTokens + prefixTokens + 2,
+      cachedPromptTokens: 0,
+    });
   });
 });

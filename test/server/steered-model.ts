@@ -8,6 +8,7 @@
  */
 import { copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { loadTokenizer } from "../../src/text/index.js";
 import { fixture } from "../runtime/helpers.js";
 
 const HIDDEN = 64;
@@ -178,15 +179,23 @@ export async function buildSteeredModel(dir: string, options: SteerOptions): Pro
 export const WEATHER_CALL =
   '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>';
 
-/** A model that answers every prompt with {@link WEATHER_CALL}, then stops; its template renders tools. */
-export function buildToolModel(dir: string): Promise<string> {
-  return buildSteeredModel(dir, {
-    addedTokens: [WEATHER_CALL],
-    defaultToken: { added: 0 },
-    next: [[{ added: 0 }, IM_END]],
-    chatTemplate: QWEN_TOOLS_TEMPLATE,
-  });
+/**
+ * A model that answers every prompt with {@link WEATHER_CALL}, then stops (its template renders tools);
+ * started on the opening of a call (the generation prefix of tool_choice "required" / named), it writes
+ * the rest of that call instead.
+ */
+export function buildToolModel(dir: string, chatTemplate = QWEN_TOOLS_TEMPLATE): Promise<string> {
+  return buildPrefixFollowingModel(dir, WEATHER_CALL, chatTemplate);
 }
+
+/**
+ * {@link QWEN_TOOLS_TEMPLATE} rendering the assistant's calls in a syntax the server does not read
+ * (`CALL name {…}`): it knows no prefix for it, so required / named are only checked.
+ */
+export const OPAQUE_CALLS_TEMPLATE = QWEN_TOOLS_TEMPLATE.replace(
+  `{{- '\\n<tool_call>\\n{"name": "' }}{{- tool_call.name }}{{- '", "arguments": ' }}{{- tool_call.arguments | tojson }}{{- '}\\n</tool_call>' }}`,
+  `{{- '\\nCALL ' + tool_call.name + ' ' }}{{- tool_call.arguments | tojson }}`,
+);
 
 /** The text the endless model repeats. */
 export const ENDLESS_TOKEN_TEXT = " tick";
@@ -209,6 +218,62 @@ export function buildTextToolsModel(dir: string): Promise<string> {
     addedTokens: [TEXT_REPLY],
     defaultToken: { added: 0 },
     next: [[{ added: 0 }, IM_END]],
+    chatTemplate: QWEN_TOOLS_TEMPLATE,
+  });
+}
+
+/** The generation prefix the server derives from {@link QWEN_TOOLS_TEMPLATE} for tool_choice "required". */
+export const REQUIRED_PREFIX = '<tool_call>\n{"name": "';
+/**
+ * …and for a named `get_weather` (the tiny tokenizer has no ` {"` token, so the brace is cut with the
+ * prefix; a real Qwen tokenizer ends it at `"arguments":`).
+ */
+export const NAMED_PREFIX = '<tool_call>\n{"name": "get_weather", "arguments": {';
+
+/** Two calls in one reply (for parallel_tool_calls). */
+export const TIME_CALL = '\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>';
+
+/**
+ * A model that answers `answer` in one token, then stops, unless its reply was started with the opening
+ * of a call — {@link REQUIRED_PREFIX} or {@link NAMED_PREFIX}: after the prefix's last token it writes the
+ * rest of {@link WEATHER_CALL} (in one token), then stops. (A named prefix of another function ends on the
+ * same token, so that call gets Paris's arguments too.)
+ */
+async function buildPrefixFollowingModel(dir: string, answer: string, chatTemplate: string): Promise<string> {
+  const tokenizer = await loadTokenizer(fixture("tiny-qwen2"));
+  const last = (text: string) => tokenizer.encode(text, { addSpecialTokens: false }).at(-1)!;
+  return buildSteeredModel(dir, {
+    addedTokens: [
+      answer,
+      WEATHER_CALL.slice(REQUIRED_PREFIX.length),
+      WEATHER_CALL.slice(NAMED_PREFIX.length),
+    ],
+    defaultToken: { added: 0 },
+    next: [
+      [{ added: 0 }, IM_END],
+      [last(REQUIRED_PREFIX), { added: 1 }],
+      [{ added: 1 }, IM_END],
+      [last(NAMED_PREFIX), { added: 2 }],
+      [{ added: 2 }, IM_END],
+    ],
+    chatTemplate,
+  });
+}
+
+/** A model that answers {@link TEXT_REPLY}, unless its reply was started on a call (it then completes it). */
+export function buildCallFollowingModel(dir: string): Promise<string> {
+  return buildPrefixFollowingModel(dir, TEXT_REPLY, QWEN_TOOLS_TEMPLATE);
+}
+
+/** A model that answers every prompt with two calls, {@link WEATHER_CALL} then {@link TIME_CALL}. */
+export function buildTwoCallsModel(dir: string): Promise<string> {
+  return buildSteeredModel(dir, {
+    addedTokens: [WEATHER_CALL, TIME_CALL],
+    defaultToken: { added: 0 },
+    next: [
+      [{ added: 0 }, { added: 1 }],
+      [{ added: 1 }, IM_END],
+    ],
     chatTemplate: QWEN_TOOLS_TEMPLATE,
   });
 }

@@ -7,11 +7,22 @@ import {
   type TokenizerLoader,
 } from "../../src/runtime/tokenizer.js";
 import { removeDir, startTestServer, type TestServer, tempDir } from "./helpers.js";
-import { buildTextToolsModel, buildToolModel, TEXT_REPLY, WEATHER_CALL } from "./steered-model.js";
+import {
+  buildCallFollowingModel,
+  buildTextToolsModel,
+  buildToolModel,
+  buildTwoCallsModel,
+  NAMED_PREFIX,
+  OPAQUE_CALLS_TEMPLATE,
+  REQUIRED_PREFIX,
+  TEXT_REPLY,
+  WEATHER_CALL,
+} from "./steered-model.js";
 
-/** Records every prompt the chat template renders. */
-function renderingSpy(): { loader: TokenizerLoader; rendered: string[] } {
+/** Records every prompt the chat template renders, and every text encoded (the last one: the prompt run). */
+function renderingSpy(): { loader: TokenizerLoader; rendered: string[]; encoded: string[] } {
   const rendered: string[] = [];
+  const encoded: string[] = [];
   const loader: TokenizerLoader = async (dir) => {
     const real = await defaultTokenizerLoader(dir);
     const spy: ChatTokenizer = Object.create(real);
@@ -20,18 +31,29 @@ function renderingSpy(): { loader: TokenizerLoader; rendered: string[] } {
       rendered.push(text);
       return text;
     };
+    spy.encode = (text, options) => {
+      encoded.push(text);
+      return real.encode(text, options);
+    };
     return spy;
   };
-  return { loader, rendered };
+  return { loader, rendered, encoded };
 }
 
 let dir: string;
 let model: string;
 /** Renders tools but always answers in text. */
 let textModel: string;
+/** Answers in text, but continues a call it was started on (the generation prefix). */
+let followingModel: string;
+/** Always calls get_weather, under a template whose call syntax the server does not know (no prefix). */
+let opaqueModel: string;
+/** Always makes two calls. */
+let twoCallsModel: string;
 let server: TestServer;
 let ai: OpenAI;
 let rendered: string[];
+let encoded: string[];
 
 const weatherTool: OpenAI.ChatCompletionTool = {
   type: "function",
@@ -47,8 +69,12 @@ beforeAll(async () => {
   dir = await tempDir("ollm-tools-");
   model = await buildToolModel(join(dir, "tool-model"));
   textModel = await buildTextToolsModel(join(dir, "text-model"));
+  followingModel = await buildCallFollowingModel(join(dir, "following-model"));
+  twoCallsModel = await buildTwoCallsModel(join(dir, "two-calls-model"));
+  opaqueModel = await buildToolModel(join(dir, "opaque-model"), OPAQUE_CALLS_TEMPLATE);
   const spy = renderingSpy();
   rendered = spy.rendered;
+  encoded = spy.encoded;
   server = await startTestServer(
     { runtimeConfig: { modelReference: model }, generationConfig: { maxNewTokens: 16 } },
     { tokenizerLoader: spy.loader },
@@ -290,7 +316,7 @@ describe("tool_choice enforcement", () => {
     );
   });
 
-  test("named: only that tool is offered, and a call of another function is 422 naming both", async () => {
+  test("named: only that tool is offered and the prefix names it; without one, a call of another function is 422", async () => {
     const r = await ai.chat.completions.create({
       model,
       messages: ask,
@@ -301,10 +327,22 @@ describe("tool_choice enforcement", () => {
     expect(call.function.name).toBe("get_weather");
     expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
 
-    // The steered model calls get_weather whatever it is offered: here only get_time.
+    // Started on a call of get_time (the prefix names it), the steered model completes that call.
+    const time = await ai.chat.completions.create({
+      model,
+      messages: ask,
+      tools: [weatherTool, timeTool],
+      tool_choice: { type: "function", function: { name: "get_time" } },
+    });
+    expect(encoded.at(-1)!.endsWith('<tool_call>\n{"name": "get_time", "arguments": {')).toBe(true);
+    const timeCall = time.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(timeCall.function.name).toBe("get_time");
+
+    // Where the template's call syntax is unknown there is no prefix: the model calls get_weather whatever
+    // it is offered (here only get_time), and that is refused.
     await expect(
       ai.chat.completions.create({
-        model,
+        model: opaqueModel,
         messages: ask,
         tools: [weatherTool, timeTool],
         tool_choice: { type: "function", function: { name: "get_time" } },
@@ -314,6 +352,7 @@ describe("tool_choice enforcement", () => {
     );
     expect(rendered.at(-1)).toContain('"name": "get_time"');
     expect(rendered.at(-1)).not.toContain("get_weather");
+    expect(encoded.at(-1)).toBe(rendered.at(-1));
     await expect(
       ai.chat.completions.create({
         model: textModel,
@@ -350,7 +389,12 @@ describe("tool_choice enforcement", () => {
       const ok = await ai.responses.create({ input: "Weather?", tools, tool_choice: "required" });
       expect(ok.output.map((i) => i.type)).toEqual(["function_call"]);
       await expect(
-        ai.responses.create({ input: "Time?", tools, tool_choice: { type: "function", name: "get_time" } }),
+        ai.responses.create({
+          model: opaqueModel,
+          input: "Time?",
+          tools,
+          tool_choice: { type: "function", name: "get_time" },
+        }),
       ).rejects.toMatchObject(unsatisfied(/"get_time", but the model called "get_weather" instead/));
       await expect(
         ai.responses.create({ model: textModel, input: "Weather?", tools, tool_choice: "required" }),
@@ -384,5 +428,179 @@ describe("tool_choice enforcement", () => {
         param: "tool_choice",
       });
     });
+  });
+});
+
+describe("generation prefix for required / named tool_choice", () => {
+  const named = { type: "function" as const, function: { name: "get_weather" } };
+  let tokenizer: ChatTokenizer;
+  beforeAll(async () => {
+    tokenizer = await defaultTokenizerLoader(followingModel);
+  });
+  const promptTokens = (text: string) => tokenizer.encode(text, { addSpecialTokens: false }).length;
+
+  test("named: the reply starts with the call up to its arguments; a model that answers in text now calls", async () => {
+    // Without a demand the model answers in text, and the prompt ends with the generation prompt.
+    const auto = await ai.chat.completions.create({
+      model: followingModel,
+      messages: ask,
+      tools: [weatherTool],
+    });
+    expect(auto.choices[0].message.content).toBe(TEXT_REPLY);
+    expect(encoded.at(-1)!.endsWith("<|im_start|>assistant\n")).toBe(true);
+
+    const r = await ai.chat.completions.create({
+      model: followingModel,
+      messages: ask,
+      tools: [weatherTool],
+      tool_choice: named,
+    });
+    // The prompt the model ran on is the rendered template followed by the prefix.
+    const prompt = encoded.at(-1)!;
+    expect(prompt).toBe(`${rendered.at(-1)}${NAMED_PREFIX}`);
+    // The call comes back whole: the prefix is part of what is parsed.
+    const choice = r.choices[0];
+    expect(choice.finish_reason).toBe("tool_calls");
+    expect(choice.message.content).toBeNull();
+    expect(choice.message.tool_calls).toHaveLength(1);
+    const call = choice.message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
+    // The prefix's tokens are prompt tokens; the model generated two (the rest of the call, the stop token).
+    expect(r.usage!.prompt_tokens).toBe(promptTokens(prompt));
+    expect(r.usage!.prompt_tokens).toBe(auto.usage!.prompt_tokens + promptTokens(NAMED_PREFIX));
+    expect(r.usage!.completion_tokens).toBe(2);
+    expect(r.usage!.total_tokens).toBe(r.usage!.prompt_tokens + 2);
+  });
+
+  test('"required": the reply starts with the call syntax up to the name', async () => {
+    const r = await ai.chat.completions.create({
+      model: followingModel,
+      messages: ask,
+      tools: [weatherTool],
+      tool_choice: "required",
+    });
+    expect(encoded.at(-1)).toBe(`${rendered.at(-1)}${REQUIRED_PREFIX}`);
+    const call = r.choices[0].message.tool_calls![0] as OpenAI.ChatCompletionMessageFunctionToolCall;
+    expect(call.function.name).toBe("get_weather");
+    expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
+    expect(r.usage!.completion_tokens).toBe(2);
+  });
+
+  test("streamed: no content delta (the prefix is not sent as generated text), one whole call, honest usage", async () => {
+    const whole = await ai.chat.completions.create({
+      model: followingModel,
+      messages: ask,
+      tools: [weatherTool],
+      tool_choice: named,
+    });
+    const stream = await ai.chat.completions.create({
+      model: followingModel,
+      messages: ask,
+      tools: [weatherTool],
+      tool_choice: named,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe("");
+    const calls = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []);
+    expect(calls).toHaveLength(1);
+    expect(calls[0].function?.name).toBe("get_weather");
+    expect(JSON.parse(calls[0].function!.arguments!)).toEqual({ city: "Paris" });
+    expect(chunks.at(-2)!.choices[0].finish_reason).toBe("tool_calls");
+    expect(chunks.at(-1)!.usage).toEqual(whole.usage);
+  });
+
+  test("responses API: named and required yield the call; input_tokens include the prefix", async () => {
+    const tools: OpenAI.Responses.FunctionTool[] = [
+      { type: "function", name: "get_weather", parameters: { type: "object" }, strict: false },
+    ];
+    const plain = await ai.responses.create({ model: followingModel, input: "Weather?", tools });
+    expect(plain.output_text).toBe(TEXT_REPLY);
+    for (const tool_choice of ["required", { type: "function", name: "get_weather" }] as const) {
+      const r = await ai.responses.create({ model: followingModel, input: "Weather?", tools, tool_choice });
+      const prefix = tool_choice === "required" ? REQUIRED_PREFIX : NAMED_PREFIX;
+      expect(encoded.at(-1)!.endsWith(prefix)).toBe(true);
+      expect(r.output.map((i) => i.type)).toEqual(["function_call"]);
+      const call = r.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+      expect(call.name).toBe("get_weather");
+      expect(JSON.parse(call.arguments)).toEqual({ city: "Paris" });
+      expect(r.usage!.input_tokens).toBe(plain.usage!.input_tokens + promptTokens(prefix));
+      expect(r.usage!.output_tokens).toBe(2);
+    }
+    const streamed = await ai.responses
+      .stream({ model: followingModel, input: "Weather?", tools, tool_choice: "required" })
+      .finalResponse();
+    expect(JSON.parse((streamed.output[0] as OpenAI.Responses.ResponseFunctionToolCall).arguments)).toEqual({
+      city: "Paris",
+    });
+  });
+
+  test('"auto" adds no prefix', async () => {
+    await ai.chat.completions.create({ model, messages: ask, tools: [weatherTool] });
+    expect(encoded.at(-1)).toBe(rendered.at(-1));
+  });
+});
+
+describe("parallel_tool_calls", () => {
+  const timeTool: OpenAI.ChatCompletionTool = {
+    type: "function",
+    function: { name: "get_time", parameters: { type: "object", properties: {} } },
+  };
+  const tools = [weatherTool, timeTool];
+  const names = (calls: readonly { function?: { name?: string } }[] | undefined) =>
+    (calls ?? []).map((c) => c.function?.name);
+
+  test("false keeps the first call only (whole, streamed, responses API)", async () => {
+    const both = await ai.chat.completions.create({ model: twoCallsModel, messages: ask, tools });
+    expect(
+      names(both.choices[0].message.tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[]),
+    ).toEqual(["get_weather", "get_time"]);
+    const one = await ai.chat.completions.create({
+      model: twoCallsModel,
+      messages: ask,
+      tools,
+      parallel_tool_calls: false,
+    });
+    const calls = one.choices[0].message.tool_calls as OpenAI.ChatCompletionMessageFunctionToolCall[];
+    expect(names(calls)).toEqual(["get_weather"]);
+    expect(JSON.parse(calls[0].function.arguments)).toEqual({ city: "Paris" });
+    expect(one.choices[0].finish_reason).toBe("tool_calls");
+    expect(one.choices[0].message.content).toBeNull();
+
+    const stream = await ai.chat.completions.create({
+      model: twoCallsModel,
+      messages: ask,
+      tools,
+      parallel_tool_calls: false,
+      stream: true,
+    });
+    const streamed: OpenAI.ChatCompletionChunk.Choice.Delta.ToolCall[] = [];
+    for await (const chunk of stream) streamed.push(...(chunk.choices[0]?.delta.tool_calls ?? []));
+    expect(names(streamed)).toEqual(["get_weather"]);
+
+    const responseTools: OpenAI.Responses.FunctionTool[] = tools.map((t) => ({
+      type: "function",
+      name: t.function.name,
+      parameters: { type: "object" },
+      strict: false,
+    }));
+    const r = await ai.responses.create({
+      model: twoCallsModel,
+      input: "Weather?",
+      tools: responseTools,
+      parallel_tool_calls: false,
+    });
+    expect(r.parallel_tool_calls).toBe(false);
+    expect(r.output.map((i) => (i as OpenAI.Responses.ResponseFunctionToolCall).name)).toEqual([
+      "get_weather",
+    ]);
+    const all = await ai.responses.create({ model: twoCallsModel, input: "Weather?", tools: responseTools });
+    expect(all.output.map((i) => (i as OpenAI.Responses.ResponseFunctionToolCall).name)).toEqual([
+      "get_weather",
+      "get_time",
+    ]);
   });
 });

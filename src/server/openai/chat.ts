@@ -24,7 +24,14 @@ import {
   requireJsonMention,
   templateTools,
 } from "./convert.js";
-import { finalOutput, isHarmony, type ToolDemand, toolChoiceViolation, toolDemand } from "./output.js";
+import {
+  demandPrefix,
+  finalOutput,
+  isHarmony,
+  type ToolDemand,
+  toolChoiceViolation,
+  toolDemand,
+} from "./output.js";
 import {
   type ChatCompletion,
   type ChatCompletionChunk,
@@ -90,7 +97,8 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
     description:
       "Messages with text, image_url and input_audio parts; max_tokens/max_completion_tokens, temperature, top_p, " +
       "seed, stop, logprobs/top_logprobs, tools/tool_choice (calls parsed from the model's output; " +
-      'a reply that does not honour "required" or a named function is 422 tool_choice_unsatisfied), ' +
+      '"required" / a named function start the reply with the template\'s call syntax where it is known, and ' +
+      "a reply that does not honour them is 422 tool_choice_unsatisfied), parallel_tool_calls (false: the first call only), " +
       "response_format json_object (the reply is checked to be JSON; 422 otherwise). frequency_penalty and " +
       "presence_penalty are accepted and ignored. Streaming sends chat.completion.chunk events then `data: [DONE]`.",
     body: ChatCompletionRequestSchema,
@@ -119,6 +127,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
       choice,
       offered.map((t) => t.function.name),
     );
+    const oneCall = body.parallel_tool_calls === false;
     const generationConfig = chatGenerationConfig(ctx, body);
     const wantJson =
       body.response_format?.type === "json_object" || body.response_format?.type === "json_schema";
@@ -127,8 +136,19 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
     let gen: Generation | undefined;
     let handedOff = false;
     try {
-      gen = await startGeneration(ctx, job, target, (signal) =>
-        ctx.client.chat(messages, { runtimeConfig: target.runtimeConfig, generationConfig, tools, signal }),
+      gen = await startGeneration(
+        ctx,
+        job,
+        target,
+        (signal, assistantPrefix) =>
+          ctx.client.chat(messages, {
+            runtimeConfig: target.runtimeConfig,
+            generationConfig,
+            tools,
+            signal,
+            assistantPrefix,
+          }),
+        (runtime) => demandPrefix(runtime, tools, demand),
       );
       const id = newId("chatcmpl-");
       const created = unixSeconds();
@@ -139,11 +159,20 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
         releaseOnClose(reply, gen);
         return sendSse(
           reply,
-          streamChunks(gen, first, { id, created, model: target.id, toolsOn, demand, wantJson, body }),
+          streamChunks(gen, first, {
+            id,
+            created,
+            model: target.id,
+            toolsOn,
+            oneCall,
+            demand,
+            wantJson,
+            body,
+          }),
         );
       }
       const response = await gen.collect();
-      const out = finalOutput(gen, response, toolsOn);
+      const out = finalOutput(gen, response, toolsOn, oneCall);
       logGeneration(job, target.id, response.usage, out.finishReason);
       const violation = toolChoiceViolation(out, demand);
       if (violation) throw violation;
@@ -219,6 +248,8 @@ interface ChunkOptions {
   created: number;
   model: string;
   toolsOn: boolean;
+  /** parallel_tool_calls: false — the first call only. */
+  oneCall: boolean;
   /** tool_choice "required" / named: the reply is held whole, and refused unless it is such a call. */
   demand: ToolDemand | undefined;
   wantJson: boolean;
@@ -270,7 +301,7 @@ async function* streamChunks(
       }
     }
     const response = await gen.stream.response;
-    const out = finalOutput(gen, response, o.toolsOn);
+    const out = finalOutput(gen, response, o.toolsOn, o.oneCall);
     logGeneration(gen.job, o.model, response.usage, out.finishReason);
     const violation = toolChoiceViolation(out, o.demand);
     if (violation) throw violation;

@@ -1,8 +1,10 @@
+import type { LoadedRuntime } from "../../runtime/loader.js";
 import type { PromptResponse } from "../../session.js";
 import { ApiError } from "../errors.js";
 import type { Generation } from "../generation.js";
 import { newToolCallId } from "../ids.js";
 import { parseToolCalls } from "../tool-calls.js";
+import { toolCallPrefix } from "../tool-prefix.js";
 
 /** A tool call as returned to clients. */
 export interface OutputToolCall {
@@ -27,9 +29,15 @@ export function isHarmony(gen: Generation): boolean {
 
 /**
  * Content, reasoning and tool calls of a finished generation: with tools on, calls are parsed from the
- * raw output (special tokens included); gpt-oss replies are split into their channels.
+ * raw output (special tokens included, the generation prefix first); gpt-oss replies are split into
+ * their channels. `oneCall` (`parallel_tool_calls: false`) keeps the first call only.
  */
-export function finalOutput(gen: Generation, response: PromptResponse, parseTools: boolean): FinalOutput {
+export function finalOutput(
+  gen: Generation,
+  response: PromptResponse,
+  parseTools: boolean,
+  oneCall = false,
+): FinalOutput {
   let content = response.text;
   let reasoning: string | null = null;
   let toolCalls: OutputToolCall[] = [];
@@ -37,7 +45,8 @@ export function finalOutput(gen: Generation, response: PromptResponse, parseTool
     const parsed = parseToolCalls(gen.rawText());
     if (parseTools && parsed.toolCalls.length > 0) {
       const family = gen.runtime?.model.family;
-      toolCalls = parsed.toolCalls.map((c) => ({ id: newToolCallId(family), ...c }));
+      const calls = oneCall ? parsed.toolCalls.slice(0, 1) : parsed.toolCalls;
+      toolCalls = calls.map((c) => ({ id: newToolCallId(family), ...c }));
       content = parsed.content;
       reasoning = parsed.reasoning;
     } else if (isHarmony(gen)) {
@@ -69,6 +78,21 @@ export function toolDemand(choice: unknown, offered: string[]): ToolDemand | und
 }
 
 /**
+ * The text to start the reply with for a demand: the opening of a call in the syntax the model's chat
+ * template renders (see tool-prefix.ts); none without a demand or where the syntax is not known.
+ */
+export function demandPrefix(
+  runtime: LoadedRuntime,
+  tools: unknown[] | undefined,
+  demand: ToolDemand | undefined,
+): string | undefined {
+  if (!demand || !tools) return undefined;
+  const { tokenizer } = runtime;
+  const stops = runtime.stopTokenIds.map((id) => tokenizer.decode([id], { skipSpecialTokens: false }));
+  return toolCallPrefix(tokenizer, tools, stops, demand.named ? demand.names[0] : undefined);
+}
+
+/**
  * The 422 of a reply that does not honour `tool_choice` (undefined when it does). The engine has no
  * constrained decoding, so a model may still answer in text: that is refused, not passed off as a reply.
  */
@@ -97,7 +121,7 @@ export function toolChoiceViolation(out: FinalOutput, demand: ToolDemand | undef
   return new ApiError(422, `tool_choice ${wanted}, but ${problem}`, {
     code: "tool_choice_unsatisfied",
     param: "tool_choice",
-    hint: 'The server steers the prompt but does not constrain decoding: retry (another seed or temperature), raise the token limit, or use tool_choice "auto" and handle text replies.',
+    hint: 'The server steers the prompt and starts the reply with the call syntax where it knows it, but does not constrain decoding: retry (another seed or temperature), raise the token limit, or use tool_choice "auto" and handle text replies.',
   });
 }
 

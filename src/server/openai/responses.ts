@@ -18,6 +18,7 @@ import { ContentHoldback } from "../tool-calls.js";
 import { logGeneration, toolsRequested } from "./chat.js";
 import { jsonError, requireJsonMention, invalidJsonReply, responseMessages } from "./convert.js";
 import {
+  demandPrefix,
   type FinalOutput,
   finalOutput,
   isHarmony,
@@ -90,7 +91,7 @@ export function registerResponseRoutes(
     summary: "Create a response (Responses API subset), streamed with stream: true",
     description:
       "input (text or message / function_call / function_call_output items), instructions, previous_response_id " +
-      "chaining, store (default true), function tools and tool_choice (required/named checked: 422 tool_choice_unsatisfied), max_output_tokens, temperature, top_p, " +
+      "chaining, store (default true), function tools and tool_choice (required/named: the reply is started on a call where the syntax is known, and checked: 422 tool_choice_unsatisfied), parallel_tool_calls, max_output_tokens, temperature, top_p, " +
       "text.format json_object. Streaming sends typed events (response.created … response.completed).",
     body: ResponseCreateRequestSchema,
     response: ResponseObjectSchema,
@@ -173,6 +174,7 @@ export function registerResponseRoutes(
       choice,
       offered.map((t) => t.name),
     );
+    const oneCall = body.parallel_tool_calls === false;
     const generationConfig: GenerationConfigInput = {
       ...ctx.generationDefaults,
       ...definedFields({
@@ -202,17 +204,28 @@ export function registerResponseRoutes(
     let gen: Generation | undefined;
     let handedOff = false;
     try {
-      gen = await startGeneration(ctx, job, target, (signal) =>
-        ctx.client.chat(messages, { runtimeConfig: target.runtimeConfig, generationConfig, tools, signal }),
+      gen = await startGeneration(
+        ctx,
+        job,
+        target,
+        (signal, assistantPrefix) =>
+          ctx.client.chat(messages, {
+            runtimeConfig: target.runtimeConfig,
+            generationConfig,
+            tools,
+            signal,
+            assistantPrefix,
+          }),
+        (runtime) => demandPrefix(runtime, tools, demand),
       );
       if (body.stream) {
         const first = await gen.next();
         handedOff = true;
         releaseOnClose(reply, gen);
-        return sendSse(reply, streamEvents(gen, first, shell, { toolsOn, demand, wantJson, save }));
+        return sendSse(reply, streamEvents(gen, first, shell, { toolsOn, oneCall, demand, wantJson, save }));
       }
       const response = await gen.collect();
-      const out = finalOutput(gen, response, toolsOn);
+      const out = finalOutput(gen, response, toolsOn, oneCall);
       logGeneration(job, target.id, response.usage, out.finishReason);
       const violation = toolChoiceViolation(out, demand);
       if (violation) throw violation;
@@ -330,6 +343,7 @@ async function* streamEvents(
   shell: ResponseObject,
   o: {
     toolsOn: boolean;
+    oneCall: boolean;
     demand: ToolDemand | undefined;
     wantJson: boolean;
     save: (response: ResponseObject, out: FinalOutput) => void;
@@ -378,7 +392,7 @@ async function* streamEvents(
       yield deltaEvent(piece, 0);
     }
     const response = await gen.stream.response;
-    const out = finalOutput(gen, response, o.toolsOn);
+    const out = finalOutput(gen, response, o.toolsOn, o.oneCall);
     logGeneration(gen.job, shell.model, response.usage, out.finishReason);
     const violation = toolChoiceViolation(out, o.demand);
     if (violation) {
