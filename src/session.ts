@@ -86,6 +86,8 @@ export interface ResponseStats {
   rssBytes: number;
   /** The plan's predicted peak host memory. */
   predictedPeakHostBytes: number;
+  /** The plan's predicted peak GPU memory, when it runs on the GPU (WebGPU backend). */
+  predictedPeakGpuBytes?: number;
   /** On a device backend (WebGPU): what this reply took there (GPU time from timestamp queries). */
   gpu?: DeviceStats;
   /** When layers stream from disk: what streaming did during this reply. */
@@ -203,6 +205,8 @@ export interface TurnRequest {
   onEvent?: RuntimeEventListener;
   /** Tool definitions for the chat template. */
   tools?: unknown[];
+  /** Text the reply starts with (a prompt suffix the model continues; not part of the reply's text). */
+  assistantPrefix?: string;
 }
 
 /** A message as the chat template takes it: text, plus tool calls (arguments parsed when JSON) or the call answered. */
@@ -263,6 +267,7 @@ export async function* runTurn(
   const deviceBefore = request.runtimeConfig.stats ? backend.deviceStats?.() : undefined;
   const run = executeChat(runtime, templateMessages, {
     tools: request.tools,
+    assistantPrefix: request.assistantPrefix,
     generation: request.generationConfig,
     signal,
     onEvent: request.loader.emitter(local),
@@ -295,6 +300,8 @@ export async function* runTurn(
       loadMs: runtime.loadMs,
       rssBytes: process.memoryUsage().rss,
       predictedPeakHostBytes: runtime.plan.memory.predictedPeak.host.total,
+      predictedPeakGpuBytes:
+        runtime.plan.backend === "webgpu" ? runtime.plan.memory.predictedPeak.gpu.total : undefined,
       gpu: deviceBefore && (await deviceDelta(backend, deviceBefore)),
       ...result.io,
     };

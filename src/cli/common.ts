@@ -156,7 +156,7 @@ export function printStats(ui: Ui, response: PromptResponse): void {
     ui.line(
       ui.style(
         "dim",
-        `       ${s.model} on ${s.backend}/${s.device}, KV ${s.kvCacheStrategy}, loaded in ${ms(s.loadMs)}, RSS ${mib(s.rssBytes)}, predicted peak ${mib(s.predictedPeakHostBytes)}`,
+        `       ${s.model} on ${s.backend}/${s.device}, KV ${s.kvCacheStrategy}, loaded in ${ms(s.loadMs)}, RSS ${mib(s.rssBytes)}, predicted peak ${mib(s.predictedPeakHostBytes)}${s.predictedPeakGpuBytes === undefined ? "" : ` host, ${mib(s.predictedPeakGpuBytes)} GPU`}`,
       ),
     );
   if (s?.gpu)

@@ -73,6 +73,9 @@ export const PromptResultSchema = z
         loadMs: z.number().min(0),
         rssBytes: count,
         predictedPeakHostBytes: count,
+        predictedPeakGpuBytes: count
+          .optional()
+          .describe("The plan's predicted peak GPU memory (only when it runs on the GPU)"),
         gpu: z
           .object({
             adapter: z.string(),
@@ -163,6 +166,7 @@ export function promptResult(response: PromptResponse, withTokens: boolean): Pro
       loadMs: response.stats.loadMs,
       rssBytes: response.stats.rssBytes,
       predictedPeakHostBytes: response.stats.predictedPeakHostBytes,
+      predictedPeakGpuBytes: response.stats.predictedPeakGpuBytes,
       gpu: response.stats.gpu,
       streaming: w && { ...w, expertCache: { ...w.expertCache } },
       kv: response.stats.kv && { ...response.stats.kv },

@@ -5,6 +5,7 @@ import {
   planResidency,
   type ResidencyPlan,
 } from "../engine/residency/index.js";
+import { WEBGPU_BUFFER_DEFAULTS } from "../engine/backends/webgpu/memory.js";
 import { OllmError } from "../errors.js";
 
 /** Strategies whose cold blocks live outside backend memory (host int8 blocks, disk read buffers). */
@@ -34,6 +35,39 @@ export function kvGpuBytes(
   return Math.min(memory, Math.ceil(hot + gather));
 }
 
+/**
+ * What the WebGPU backend allocates for itself with the options the runtime gives it (none: its defaults,
+ * in webgpu-backend.ts and memory.ts; test/runtime/gpu-plan.test.ts pins these copies to that source).
+ */
+export const WEBGPU_BACKEND = {
+  /** StagingRing: the MAP_WRITE chunks uploads go through, created with the backend. */
+  stagingBytes: WEBGPU_BUFFER_DEFAULTS.stagingChunks * WEBGPU_BUFFER_DEFAULTS.stagingChunkBytes,
+  /** ActivationHeap page: min(maxStorageBufferBindingSize, 128 MiB), and WebGPU guarantees ≥ 128 MiB. */
+  heapPageBytes: WEBGPU_BUFFER_DEFAULTS.heapPageBytes,
+  /** `heap` and `apartHeap`: each takes a page with the first forward; pages are never given back. */
+  heaps: WEBGPU_BUFFER_DEFAULTS.heaps,
+  /** BufferPool: free buffers it keeps for reuse (poolBytes). */
+  poolKeepBytes: WEBGPU_BUFFER_DEFAULTS.poolBytes,
+  /**
+   * ParamArena (an allowance): one submission's parameters (≤ 256 B per dispatch) plus the rope table and
+   * positions of a prefill chunk (2 048 tokens × 128-wide heads: 2 MiB).
+   */
+  arenaBytes: 4 << 20,
+} as const;
+
+/**
+ * The backend's own GPU memory besides weights, KV cache and activations: the staging ring, a page per
+ * activation heap, the parameter arena, and what the buffer pool keeps. The pool keeps freed KV containers
+ * (zeros(): the earlier capacities of a growing cache) and freed activations too large for a heap block, of
+ * sizes not asked for again; the plan counts neither, so they are estimated as one more KV cache's GPU part
+ * and one more set of activations, at most the keep limit (docs/offload.md).
+ */
+export function backendGpuBytes(kvGpuBytes: number, activationBytes: number): number {
+  const b = WEBGPU_BACKEND;
+  const pool = Math.min(b.poolKeepBytes, kvGpuBytes + activationBytes);
+  return b.stagingBytes + b.heaps * b.heapPageBytes + b.arenaBytes + pool;
+}
+
 export interface GpuPlacementInput {
   model: string;
   layerBytes: readonly number[];
@@ -58,13 +92,18 @@ export interface GpuPlacement {
   residency: ("gpu" | "host" | "disk")[];
   bytesReadPerToken: number;
   expertCacheBytes: number;
-  /** weights include `streaming` (device copies of streamed layers); total = weights + kv + activations + expert LRU. */
+  /**
+   * weights include `streaming` (device copies of streamed layers); total = weights + kv + activations +
+   * expert LRU + backend.
+   */
   gpu: {
     weights: number;
     streaming: number;
     kvCache: number;
     activations: number;
     expertCache: number;
+    /** The WebGPU backend's own memory (backendGpuBytes). */
+    backend: number;
     total: number;
   };
   /** weights include `streaming` (the two buffers disk layers are read into). */
@@ -86,7 +125,8 @@ export function checkGpuFloor(
   const budget = input.gpuBudgetBytes;
   const layer = Math.max(0, ...input.layerBytes);
   const kv = input.kvGpuBytes ?? 0;
-  const need = input.globalBytes + kv + input.activationBytes + layer;
+  const backend = backendGpuBytes(kv, input.activationBytes);
+  const need = input.globalBytes + kv + input.activationBytes + backend + layer;
   if (budget === null || need <= budget) return;
   const parts = [
     `globals (embeddings, final norm, LM head) ${formatBytes(input.globalBytes)}`,
@@ -94,6 +134,7 @@ export function checkGpuFloor(
       ? [`KV cache ${formatBytes(kv)} for ${input.contextTokens} tokens`]
       : []),
     `activations ~${formatBytes(input.activationBytes)}`,
+    `WebGPU backend ~${formatBytes(backend)}`,
     `one streamed layer ${formatBytes(layer)}`,
   ];
   throw new OllmError(
@@ -109,8 +150,8 @@ const sum = (xs: readonly number[]) => xs.reduce((s, x) => s + x, 0);
 
 /**
  * Where each layer lives on the WebGPU backend (engine planResidency): the GPU takes the globals, its part
- * of the KV cache, the activations and as many layers as fit; host memory the next; the rest stream from
- * disk. Counts what the engine's LayeredWeightStore holds: streamed layers run from one pooled device copy
+ * of the KV cache, the activations, the backend's own memory and as many layers as fit; host memory the
+ * next; the rest stream from disk. Counts what the engine's LayeredWeightStore holds: streamed layers run from one pooled device copy
  * of the largest, and disk layers are read into two host buffers (planResidency reserves one; the second
  * and the KV cache's host part come off its host room here).
  */
@@ -120,11 +161,12 @@ export function placeOnGpu(input: GpuPlacementInput): GpuPlacement {
   const maxLayer = Math.max(0, ...layerBytes);
   const budget = input.gpuBudgetBytes ?? Number.MAX_SAFE_INTEGER;
   checkGpuFloor({ ...input, kvGpuBytes: kvGpu });
+  const backend = backendGpuBytes(kvGpu, act);
+  // What the GPU holds besides layers: globals, the KV cache's GPU part, activations, the backend.
+  const fixed = globalBytes + kvGpu + act + backend;
   const streams =
     input.offloadCpuLayers !== undefined ||
-    (input.offloadGpuLayers !== undefined
-      ? input.offloadGpuLayers < L
-      : globalBytes + kvGpu + act + sum(layerBytes) > budget);
+    (input.offloadGpuLayers !== undefined ? input.offloadGpuLayers < L : fixed + sum(layerBytes) > budget);
   // Streaming needs the two host buffers disk layers are read into (unless offloadCpuLayers keeps them all).
   const hostFloor = kvHost + (input.offloadCpuLayers === undefined ? 2 * maxLayer : 0);
   if (streams && hostFloor > input.hostBudgetBytes)
@@ -135,11 +177,11 @@ export function placeOnGpu(input: GpuPlacementInput): GpuPlacement {
     );
   const n = input.offloadGpuLayers;
   if (n !== undefined && input.gpuBudgetBytes !== null) {
-    const need = globalBytes + kvGpu + act + sum(layerBytes.slice(0, n)) + (n < L ? maxLayer : 0);
+    const need = fixed + sum(layerBytes.slice(0, n)) + (n < L ? maxLayer : 0);
     if (need > budget)
       throw new OllmError(
         "OUT_OF_MEMORY_BUDGET",
-        `${input.model}: offloadGpuLayers=${n} needs ${formatBytes(need)} of GPU memory (globals, KV cache and activations ${formatBytes(globalBytes + kvGpu + act)} + ${Math.min(n, L)} layers ${formatBytes(sum(layerBytes.slice(0, n)))}${n < L ? ` + a copy of one streamed layer ${formatBytes(maxLayer)}` : ""}), more than the ${formatBytes(budget)} GPU budget`,
+        `${input.model}: offloadGpuLayers=${n} needs ${formatBytes(need)} of GPU memory (globals, KV cache, activations and WebGPU backend ${formatBytes(fixed)} + ${Math.min(n, L)} layers ${formatBytes(sum(layerBytes.slice(0, n)))}${n < L ? ` + a copy of one streamed layer ${formatBytes(maxLayer)}` : ""}), more than the ${formatBytes(budget)} GPU budget`,
         { hint: "Lower offloadGpuLayers (or drop it: the budget then decides), or raise gpuMemoryBudget." },
       );
   }
@@ -154,7 +196,8 @@ export function placeOnGpu(input: GpuPlacementInput): GpuPlacement {
         gpuBudgetBytes: budget,
         hostBudgetBytes: hostRoom,
         kvBytes: kvGpu,
-        activationBytes: act + lru,
+        // planResidency reserves "activations": the backend's own memory and the expert LRU with them.
+        activationBytes: act + backend + lru,
         offloadGpuLayers: input.offloadGpuLayers,
         offloadCpuLayers: input.offloadCpuLayers,
         offloadCpuPolicy: input.offloadCpuPolicy,
@@ -190,7 +233,8 @@ export function placeOnGpu(input: GpuPlacementInput): GpuPlacement {
         kvCache: kvGpu,
         activations: act,
         expertCache: lru,
-        total: gpuWeights + kvGpu + act + lru,
+        backend,
+        total: gpuWeights + kvGpu + act + lru + backend,
       },
       host: { weights: hostWeights, streaming: diskBuffers, kvCache: kvHost, total: hostWeights + kvHost },
       reasons,

@@ -21,7 +21,7 @@ import {
 } from "../engine/residency/index.js";
 import { OllmError } from "../errors.js";
 import { MODALITIES, type Modality } from "./catalog.js";
-import { checkGpuFloor, type GpuPlacement, kvGpuBytes, placeOnGpu } from "./gpu-plan.js";
+import { backendGpuBytes, checkGpuFloor, type GpuPlacement, kvGpuBytes, placeOnGpu } from "./gpu-plan.js";
 import { type ENGINE_BACKENDS, ENGINE_MODALITIES } from "./inspect.js";
 import type { MachineInfo } from "./machine.js";
 import { notMaterializedError } from "./materializer.js";
@@ -141,6 +141,11 @@ export const RuntimePlanSchema = z.object({
         activations: bytes,
         /** The streamed-expert LRU (device tensors on a GPU). */
         expertCache: bytes,
+        /**
+         * The WebGPU backend's own memory (an estimate): upload staging ring, a page per activation heap,
+         * parameter arena, freed buffers its pool keeps (docs/offload.md).
+         */
+        backend: bytes,
         total: bytes,
       }),
     }),
@@ -427,9 +432,13 @@ export function planRuntime(
   // KV budget: what is left with every layer resident; when the weights do not fit, what is left once
   // layers stream (globals + two buffers of the largest layer; on a GPU one copy when two do not fit).
   // A GPU budget budgets the KV cache in GPU memory, else the host budget does (as without GPU planning).
-  const kvBudget = gpuPlanned && gpuBudgetBytes !== null ? gpuBudgetBytes : hostBudgetBytes;
-  const residentRoom = kvBudget - weightBytes - actGuess;
-  const roomWith = (copies: number) => kvBudget - globalBytes - copies * maxLayerBytes - actGuess;
+  const onGpuBudget = gpuPlanned && gpuBudgetBytes !== null;
+  const kvBudget = onGpuBudget ? gpuBudgetBytes : hostBudgetBytes;
+  // On the GPU the backend's own memory comes off the room too. What its pool may keep of the KV cache is
+  // left to placeOnGpu's checks: the balanced selector keeps a resident cache to half its room anyway.
+  const kvRoom = (room: number) => (onGpuBudget ? room - backendGpuBytes(0, actGuess) : room);
+  const residentRoom = kvRoom(kvBudget - weightBytes - actGuess);
+  const roomWith = (copies: number) => kvRoom(kvBudget - globalBytes - copies * maxLayerBytes - actGuess);
   const streamingRoom = gpuPlanned && roomWith(2) < 0 ? roomWith(1) : roomWith(2);
   const window = config.kvCacheWindowTokens;
   let kv: KvSelection;
@@ -471,7 +480,7 @@ export function planRuntime(
       )
         fail(
           error.code,
-          `${model.name}: ${error.message} (the KV cache's share of the ${formatBytes(gpuBudgetBytes)} GPU budget, after globals, activations and streamed-layer copies)`,
+          `${model.name}: ${error.message} (the KV cache's share of the ${formatBytes(gpuBudgetBytes)} GPU budget, after globals, activations, streamed-layer copies and the WebGPU backend)`,
           "Raise gpuMemoryBudget, lower contextTokens or prefillChunkTokens, or name a kvCacheStrategy (resident keeps the whole cache on the GPU).",
         );
       throw withModel(model.name, error);
@@ -580,11 +589,12 @@ export function planRuntime(
       return p;
     }
     // No GPU budget or offload count: every weight resident in GPU memory (the engine's default).
-    const gpuTotal = weightBytes + kvGpu + activations;
+    const backendBytes = backendGpuBytes(kvGpu, activations);
+    const gpuTotal = weightBytes + kvGpu + activations + backendBytes;
     if (gpuBudgetBytes !== null && gpuTotal > gpuBudgetBytes)
       fail(
         "OUT_OF_MEMORY_BUDGET",
-        `${model.name} needs ${formatBytes(gpuTotal)} of GPU memory (weights ${formatBytes(weightBytes)} + KV cache ${formatBytes(kvGpu)} for ${contextTokens} tokens + activations ~${formatBytes(activations)}), more than the GPU budget of ${formatBytes(gpuBudgetBytes)}; useSpecialization is off, so no layer streams`,
+        `${model.name} needs ${formatBytes(gpuTotal)} of GPU memory (weights ${formatBytes(weightBytes)} + KV cache ${formatBytes(kvGpu)} for ${contextTokens} tokens + activations ~${formatBytes(activations)} + WebGPU backend ~${formatBytes(backendBytes)}), more than the GPU budget of ${formatBytes(gpuBudgetBytes)}; useSpecialization is off, so no layer streams`,
         "Turn specialization on (layers that do not fit then stream), raise gpuMemoryBudget, or use a smaller model.",
       );
     because(
@@ -604,6 +614,7 @@ export function planRuntime(
         kvCache: kvGpu,
         activations,
         expertCache: 0,
+        backend: backendBytes,
         total: gpuTotal,
       },
       host: { weights: 0, streaming: 0, kvCache: kvHost, total: kvHost },
@@ -782,6 +793,7 @@ export function planRuntime(
     kvCache: 0,
     activations: 0,
     expertCache: 0,
+    backend: 0,
     total: 0,
   };
   if (placed) {
@@ -789,7 +801,7 @@ export function planRuntime(
     because(
       "gpuMemory",
       formatBytes(gpu.total),
-      `predicted GPU peak: globals and ${layerBytes.length - streamed} resident layers ${formatBytes(gpu.weights - gpu.streaming)}${gpu.streaming ? ` + copies of streamed layers ${formatBytes(gpu.streaming)}` : ""} + KV cache ${formatBytes(gpu.kvCache)} for ${contextTokens} tokens + activations ~${formatBytes(gpu.activations)} (estimate)${gpu.expertCache ? ` + expert cache ${formatBytes(gpu.expertCache)}` : ""}${
+      `predicted GPU peak: globals and ${layerBytes.length - streamed} resident layers ${formatBytes(gpu.weights - gpu.streaming)}${gpu.streaming ? ` + copies of streamed layers ${formatBytes(gpu.streaming)}` : ""} + KV cache ${formatBytes(gpu.kvCache)} for ${contextTokens} tokens + activations ~${formatBytes(gpu.activations)} (estimate)${gpu.expertCache ? ` + expert cache ${formatBytes(gpu.expertCache)}` : ""} + WebGPU backend ~${formatBytes(gpu.backend)} (staging ring, activation heap pages, buffer pool)${
         gpuBudgetBytes !== null
           ? `, within the ${formatBytes(gpuBudgetBytes)} budget`
           : "; not checked: no gpuMemoryBudget (WebGPU does not report the GPU's memory)"

@@ -70,6 +70,10 @@ describe.concurrent("ollm prompt", () => {
     const j = promptJson((await runCli([...base, "--json", "--stats", "Hi"])).stdout);
     expect(j.stats?.backend).toBe("cpu");
     expect(j.stats?.kvCacheStrategy).toBe("resident");
+    // The cpu plans no GPU memory: the host peak alone.
+    expect(j.stats?.predictedPeakHostBytes).toBeGreaterThan(0);
+    expect(j.stats?.predictedPeakGpuBytes).toBeUndefined();
+    expect(r.stderr).toMatch(/predicted peak [\d.]+ MiB\n/);
   });
 
   it("--stats reports what streaming layers and a disk KV cache did during the reply", async () => {

@@ -17,6 +17,7 @@ import { ModelResolver } from "../../src/runtime/resolver.js";
 import { copyModel, fixture, removeDir, tempDir } from "./helpers.js";
 
 const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
 const machine: MachineInfo = {
   hostMemoryBytes: 32 * GiB,
   availableHostMemoryBytes: 16 * GiB,
@@ -304,9 +305,15 @@ describe("planRuntime: GPU memory (webgpu)", () => {
     const g = p.memory.predictedPeak.gpu;
     expect(g.weights).toBe(p.model.weightBytes);
     expect(g.kvCache).toBe(p.kvCache.predicted.memoryBytes);
-    expect(g.total).toBe(g.weights + g.kvCache + g.activations);
+    // The backend's own memory: staging ring 128 MiB + a 128 MiB page per activation heap + the parameter
+    // arena allowance 4 MiB + what its pool may keep (below its 1 GiB limit here: the KV cache + activations).
+    expect(g.backend).toBe(388 * MiB + g.kvCache + g.activations);
+    expect(g.total).toBe(g.weights + g.kvCache + g.activations + g.backend);
     expect(p.memory.predictedPeak.host.total).toBe(0);
     expect(reason(p, "gpuMemory")?.reason).toMatch(/not checked: no gpuMemoryBudget/);
+    expect(reason(p, "gpuMemory")?.reason).toMatch(
+      /\+ WebGPU backend ~\d+\.\d+ MiB \(staging ring, activation heap pages, buffer pool\)/,
+    );
     // The loader then loads every layer resident (no residency passed to the engine).
     expect(engineOptions(p).residency).toBeUndefined();
   });
@@ -316,7 +323,8 @@ describe("planRuntime: GPU memory (webgpu)", () => {
     const L = full.layers[0].bytes;
     expect(full.layers.every((l) => l.bytes === L)).toBe(true);
     const globals = full.model.weightBytes - 3 * L;
-    const fixed = globals + full.memory.predictedPeak.gpu.kvCache + full.memory.predictedPeak.gpu.activations;
+    const { kvCache, activations, backend } = full.memory.predictedPeak.gpu;
+    const fixed = globals + kvCache + activations + backend;
     // The GPU: fixed part + one resident layer + one device copy of a streamed layer. The host: one layer +
     // the two buffers disk layers are read into.
     const p = await plan({
@@ -334,9 +342,10 @@ describe("planRuntime: GPU memory (webgpu)", () => {
     expect(g).toEqual({
       weights: globals + L + L,
       streaming: L,
-      kvCache: full.memory.predictedPeak.gpu.kvCache,
-      activations: full.memory.predictedPeak.gpu.activations,
+      kvCache,
+      activations,
       expertCache: 0,
+      backend,
       total: fixed + 2 * L,
     });
     expect(g.total).toBeLessThanOrEqual(p.memory.gpuBudgetBytes ?? 0);
@@ -361,6 +370,63 @@ describe("planRuntime: GPU memory (webgpu)", () => {
     const all = await plan({ ...resident, gpuMemoryBudget: fixed + 3 * L });
     expect(all.layers.map((l) => l.residency)).toEqual(["gpu", "gpu", "gpu"]);
     expect(all.memory.predictedPeak.gpu.total).toBe(fixed + 3 * L);
+    // The backend's memory counts: a budget that holds everything else is too small.
+    const short = await planError(
+      { ...resident, gpuMemoryBudget: fixed - backend + 3 * L },
+      "OUT_OF_MEMORY_BUDGET",
+    );
+    expect(short.message).toMatch(/WebGPU backend ~/);
+  });
+
+  it("an auto KV cache under a GPU budget leaves room for the backend: the predicted peak fits", async () => {
+    const full = await plan(resident);
+    const L = full.layers[0].bytes;
+    const g = full.memory.predictedPeak.gpu;
+    const floor = g.total - 3 * L - g.kvCache + L;
+    let fits = 0;
+    for (let budget = floor; budget <= g.total + 4 * g.kvCache; budget += L / 2) {
+      const b = Math.round(budget);
+      let p: Awaited<ReturnType<typeof plan>>;
+      try {
+        p = await plan({ ...gpu, gpuMemoryBudget: b });
+      } catch (error) {
+        // Near the floor no KV cache fits: refused, never planned over the budget.
+        expect((error as OllmError).code).toBe("OUT_OF_MEMORY_BUDGET");
+        continue;
+      }
+      fits++;
+      expect(p.memory.predictedPeak.gpu.total, `${b} ${p.kvCache.applied}`).toBeLessThanOrEqual(b);
+      expect(p.memory.predictedPeak.gpu.backend).toBeGreaterThanOrEqual(388 * MiB);
+    }
+    expect(fits).toBeGreaterThan(10);
+  });
+
+  it("the KV selector's room leaves out the backend's memory: a leaner KV cache where resident does not fit", async () => {
+    const dir = await tempDir();
+    try {
+      // 128k tokens of tiny-llama: a 96 MiB resident KV cache, comparable to the backend's memory.
+      const long = await copyModel("tiny-llama", join(dir, "long"), {
+        patchConfig: (c) => {
+          c.max_position_embeddings = 2 ** 17;
+        },
+      });
+      const config = {
+        modelReference: long,
+        backend: "webgpu",
+        contextTokens: 2 ** 17,
+        prefillChunkTokens: 16,
+      } as const;
+      const roomy = await plan({ ...config, gpuMemoryBudget: "1GiB" });
+      expect(roomy.kvCache.applied).toBe("resident");
+      const budget = roomy.memory.predictedPeak.gpu.total - 80 * MiB;
+      const p = await plan({ ...config, gpuMemoryBudget: budget });
+      expect(p.kvCache.applied).toBe("quantized-cold-tier");
+      expect(p.memory.predictedPeak.gpu.total).toBeLessThanOrEqual(budget);
+      // Its cold blocks are host memory: the GPU keeps the hot blocks and the gather buffer.
+      expect(p.memory.predictedPeak.gpu.kvCache).toBeLessThan(roomy.memory.predictedPeak.gpu.kvCache);
+    } finally {
+      await removeDir(dir);
+    }
   });
 
   it("a budget too small for globals + KV + activations + one streamed layer is OUT_OF_MEMORY_BUDGET", async () => {
@@ -371,6 +437,7 @@ describe("planRuntime: GPU memory (webgpu)", () => {
     expect(error.message).toMatch(
       /tiny-llama: the GPU budget of .* cannot hold globals \(embeddings, final norm, LM head\) .* \+ KV cache .* for 1024 tokens \+ activations ~.* \+ one streamed layer/,
     );
+    expect(error.message).toMatch(/activations ~.* \+ WebGPU backend ~.* \+ one streamed layer/);
     expect(error.hint).toMatch(/Raise gpuMemoryBudget \(--gpu-memory-budget\) to at least/);
     // Smaller than the activations alone: refused before the KV cache is chosen.
     const tiny = await planError({ ...gpu, gpuMemoryBudget: "1MiB" }, "OUT_OF_MEMORY_BUDGET");
@@ -390,7 +457,9 @@ describe("planRuntime: GPU memory (webgpu)", () => {
       { ...resident, gpuMemoryBudget: fixed + 2 * L, useSpecialization: false },
       "OUT_OF_MEMORY_BUDGET",
     );
-    expect(plain.message).toMatch(/of GPU memory .* useSpecialization is off, so no layer streams/);
+    expect(plain.message).toMatch(
+      /of GPU memory .* \+ WebGPU backend ~.*useSpecialization is off, so no layer streams/,
+    );
   });
 
   it("a percentage needs the GPU's memory size: INVALID_CONFIG unless the machine reports it", async () => {

@@ -14,6 +14,18 @@ const MAP_READ = 0x01;
 
 export const USAGE = { STORAGE, COPY_SRC, COPY_DST, UNIFORM, MAP_WRITE, MAP_READ };
 
+/** Default sizes of the backend's own buffers (the runtime's GPU memory plan counts them). */
+export const WEBGPU_BUFFER_DEFAULTS = {
+  /** The upload staging ring: chunks × chunk bytes of MAP_WRITE buffers. */
+  stagingChunkBytes: 16 << 20,
+  stagingChunks: 8,
+  /** Free activation buffers the pool keeps for reuse. */
+  poolBytes: 1 << 30,
+  /** An activation heap page at most (the binding limit may make it smaller); two heaps. */
+  heapPageBytes: 128 << 20,
+  heaps: 2,
+} as const;
+
 /** Bucket sizes: 256 B granularity up to 4 KiB, then 2^k and 1.5·2^k (≤ 33% waste). */
 export function bucketSize(bytes: number): number {
   if (bytes <= 4096) return Math.max(256, Math.ceil(bytes / 256) * 256);

@@ -43,6 +43,7 @@ import {
   BufferPool,
   bucketSize,
   MappedHostBuffer,
+  WEBGPU_BUFFER_DEFAULTS,
   type HeapBlock,
   ParamArena,
   StagingRing,
@@ -541,15 +542,16 @@ export class WebGpuBackend implements Backend {
       gpu.limits.minUniformBufferOffsetAlignment,
       gpu.limits.minStorageBufferOffsetAlignment,
     );
-    this.pool = new BufferPool(this.device, options.poolBytes ?? 1 << 30);
-    const pageBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, 128 << 20);
+    const defaults = WEBGPU_BUFFER_DEFAULTS;
+    this.pool = new BufferPool(this.device, options.poolBytes ?? defaults.poolBytes);
+    const pageBytes = Math.min(gpu.limits.maxStorageBufferBindingSize, defaults.heapPageBytes);
     this.heap = new ActivationHeap(this.device, pageBytes);
     this.apartHeap = new ActivationHeap(this.device, pageBytes);
     this.arena = new ParamArena(this.device, align);
     this.staging = new StagingRing(
       this.device,
-      options.stagingChunkBytes ?? 16 << 20,
-      options.stagingChunks ?? 8,
+      options.stagingChunkBytes ?? defaults.stagingChunkBytes,
+      options.stagingChunks ?? defaults.stagingChunks,
     );
     this.hostChunkBytes = options.hostChunkBytes;
     this.useSubgroups = (options.subgroups ?? process.env.OLLM_WEBGPU_SUBGROUPS !== "0") && gpu.subgroups;
