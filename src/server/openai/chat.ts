@@ -8,7 +8,6 @@ import {
   releaseOnClose,
   OPENAI_FIELD_NAMES,
   type ServerContext,
-  startGeneration,
 } from "../generation.js";
 import { newId, unixSeconds } from "../ids.js";
 import { Job } from "../jobs.js";
@@ -25,7 +24,7 @@ import {
   templateTools,
 } from "./convert.js";
 import {
-  demandPrefix,
+  startChatGeneration,
   finalOutput,
   isHarmony,
   type ToolDemand,
@@ -136,20 +135,7 @@ export function registerChatRoutes(app: FastifyInstance, ctx: ServerContext, cat
     let gen: Generation | undefined;
     let handedOff = false;
     try {
-      gen = await startGeneration(
-        ctx,
-        job,
-        target,
-        (signal, assistantPrefix) =>
-          ctx.client.chat(messages, {
-            runtimeConfig: target.runtimeConfig,
-            generationConfig,
-            tools,
-            signal,
-            assistantPrefix,
-          }),
-        (runtime) => demandPrefix(runtime, tools, demand),
-      );
+      gen = await startChatGeneration(ctx, job, target, messages, { generationConfig, tools, demand });
       const id = newId("chatcmpl-");
       const created = unixSeconds();
       if (body.stream) {

@@ -1,7 +1,11 @@
+import type { Message } from "../../messages.js";
 import type { LoadedRuntime } from "../../runtime/loader.js";
+import type { ChatOptions } from "../../client.js";
 import type { PromptResponse } from "../../session.js";
 import { ApiError } from "../errors.js";
-import type { Generation } from "../generation.js";
+import { type Generation, type ServerContext, startGeneration } from "../generation.js";
+import type { Job } from "../jobs.js";
+import type { ModelTarget } from "../models.js";
 import { newToolCallId } from "../ids.js";
 import { parseToolCalls } from "../tool-calls.js";
 import { toolCallPrefix } from "../tool-prefix.js";
@@ -90,6 +94,34 @@ export function demandPrefix(
   const { tokenizer } = runtime;
   const stops = runtime.stopTokenIds.map((id) => tokenizer.decode([id], { skipSpecialTokens: false }));
   return toolCallPrefix(tokenizer, tools, stops, demand.named ? demand.names[0] : undefined);
+}
+
+/**
+ * A chat generation of `messages` offering `tools` (chat completions and the Responses API), its reply
+ * started with the opening of the call `demand` asks for (see demandPrefix).
+ */
+export function startChatGeneration(
+  ctx: ServerContext,
+  job: Job,
+  target: ModelTarget,
+  messages: Message[],
+  options: Pick<ChatOptions, "generationConfig" | "tools"> & { demand: ToolDemand | undefined },
+): Promise<Generation> {
+  const { generationConfig, tools, demand } = options;
+  return startGeneration(
+    ctx,
+    job,
+    target,
+    (signal, assistantPrefix) =>
+      ctx.client.chat(messages, {
+        runtimeConfig: target.runtimeConfig,
+        generationConfig,
+        tools,
+        signal,
+        assistantPrefix,
+      }),
+    (runtime) => demandPrefix(runtime, tools, demand),
+  );
 }
 
 /**

@@ -3,13 +3,7 @@ import { type GenerationConfigInput, validateGenerationConfig } from "../../conf
 import { type Message, textPart } from "../../messages.js";
 import type { PromptResponse } from "../../session.js";
 import { ApiError, parseBody, toApiError } from "../errors.js";
-import {
-  definedFields,
-  type Generation,
-  releaseOnClose,
-  type ServerContext,
-  startGeneration,
-} from "../generation.js";
+import { definedFields, type Generation, releaseOnClose, type ServerContext } from "../generation.js";
 import { newId, unixSeconds } from "../ids.js";
 import { Job } from "../jobs.js";
 import type { RouteCatalog } from "../openapi.js";
@@ -18,7 +12,7 @@ import { ContentHoldback } from "../tool-calls.js";
 import { logGeneration, toolsRequested } from "./chat.js";
 import { jsonError, requireJsonMention, invalidJsonReply, responseMessages } from "./convert.js";
 import {
-  demandPrefix,
+  startChatGeneration,
   type FinalOutput,
   finalOutput,
   isHarmony,
@@ -204,20 +198,7 @@ export function registerResponseRoutes(
     let gen: Generation | undefined;
     let handedOff = false;
     try {
-      gen = await startGeneration(
-        ctx,
-        job,
-        target,
-        (signal, assistantPrefix) =>
-          ctx.client.chat(messages, {
-            runtimeConfig: target.runtimeConfig,
-            generationConfig,
-            tools,
-            signal,
-            assistantPrefix,
-          }),
-        (runtime) => demandPrefix(runtime, tools, demand),
-      );
+      gen = await startChatGeneration(ctx, job, target, messages, { generationConfig, tools, demand });
       if (body.stream) {
         const first = await gen.next();
         handedOff = true;
