@@ -6,6 +6,7 @@ import {
   type ResidencyPlan,
 } from "../engine/residency/index.js";
 import { WEBGPU_BUFFER_DEFAULTS } from "../engine/backends/webgpu/memory.js";
+import { tieredHotRows } from "../engine/kv/strategies.js";
 import { OllmError } from "../errors.js";
 
 /** Strategies whose cold blocks live outside backend memory (host int8 blocks, disk read buffers). */
@@ -29,7 +30,8 @@ export function kvGpuBytes(
 ) {
   const memory = Math.ceil(kv.predicted.memoryBytes);
   if (!TIERED.has(kv.strategy)) return memory;
-  const hot = Math.max(kv.blockTokens * (kv.hotBlocks + 1), kv.prefillChunkTokens) * bytesPerToken;
+  const hot =
+    tieredHotRows(contextTokens, kv.blockTokens, kv.hotBlocks, kv.prefillChunkTokens) * bytesPerToken;
   const rows = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, contextTokens))));
   const gather = (rows * bytesPerToken) / Math.max(1, numKvLayers);
   return Math.min(memory, Math.ceil(hot + gather));

@@ -145,6 +145,21 @@ function clamp(n: number, lo: number, hi: number): number {
 }
 
 /**
+ * Rows of a tiered store's hot buffer (per layer): h + 1 blocks, grown to whole blocks that hold the kept
+ * rows (h blocks and a partial one) plus a prefill chunk before eviction (tiered.ts).
+ */
+export function tieredHotRows(
+  tokens: number,
+  blockTokens: number,
+  hotBlocks: number,
+  chunkTokens = 1,
+): number {
+  const B = blockTokens;
+  const needed = Math.min(tokens, hotBlocks * B + B - 1 + chunkTokens);
+  return Math.max(B * (hotBlocks + 1), Math.ceil(needed / B) * B);
+}
+
+/**
  * Predicted bytes of a strategy at `tokens` tokens (memory: backend + host; disk). Follows the stores'
  * allocation rules: resident doubles from 64 rows; block strategies round up to whole blocks and hold one
  * layer's history in a gather buffer (disk tiers also two read buffers of one layer).
@@ -166,7 +181,7 @@ export function predictKvBytes(
   const perLayer = bpt / Math.max(1, input.numKvLayers);
   const blocks = Math.ceil(n / B) * B;
   const gather = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, n)))) * perLayer;
-  const hot = (h: number) => Math.max(B * (h + 1), input.chunkTokens ?? 0) * bpt;
+  const hot = (h: number) => tieredHotRows(n, B, h, input.chunkTokens) * bpt;
   switch (strategy) {
     case "resident":
       return { memoryBytes: Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, n)))) * bpt, diskBytes: 0 };

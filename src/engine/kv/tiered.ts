@@ -362,8 +362,9 @@ class TieredLayer implements KvLayer {
   }
 
   private grow(needed: number): void {
-    let capacity = this.capacity;
-    while (capacity < needed) capacity *= 2;
+    // To whole blocks, not doubling: the hot rows are bounded (kept blocks, a partial one, one prefill
+    // chunk), so the buffer grows at most once per chunk size, and predictKvBytes counts exactly this.
+    const capacity = Math.ceil(needed / this.blockRows) * this.blockRows;
     this.hotK = regrown(this.backend, this.hotK, this.hotRows, capacity, this.width);
     this.hotV = regrown(this.backend, this.hotV, this.hotRows, capacity, this.width);
     this.capacity = capacity;
