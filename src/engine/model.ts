@@ -142,7 +142,8 @@ export class Model {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.weights.dispose();
+    if (this.weights.close) await this.weights.close();
+    else this.weights.dispose();
     await this.checkpoint.close();
     await (this.backend as { close?: () => Promise<void> }).close?.();
   }

@@ -14,6 +14,11 @@ export interface WeightStore {
   /** True when some layer is read from disk per use: the runner then runs long prompts layer-major. */
   readonly streaming?: boolean;
   dispose(): void;
+  /**
+   * Waits for reads still in flight into backend memory (a prefetched layer), then disposes: mapped GPU
+   * memory must not be freed under a read.
+   */
+  close?(): Promise<void>;
 }
 
 export const ENGINE_DTYPES: Partial<Record<SafetensorsDType, DType>> = {

@@ -103,6 +103,25 @@ run("host buffers on WebGPU", () => {
     }
   });
 
+  it("close() waits for the prefetched layer's read into a host buffer before freeing it", async () => {
+    const resident = await loadModel(fixtureDir("tiny-llama"), { backend: "webgpu" });
+    const gpu = await WebGpuBackend.create();
+    const ckpt = await Checkpoint.open(fixtureDir("tiny-llama"));
+    try {
+      const store = await LayeredWeightStore.load(ckpt, gpu, resident.lm, {
+        residency: ["disk", "disk", "disk"],
+      });
+      await store.layer(0); // reads layer 0, then starts reading layer 1 into the other host buffer
+      store.release(0);
+      await store.close();
+      expect(store.stats().layerLoads).toBe(2);
+    } finally {
+      await ckpt.close();
+      await gpu.close();
+      await resident.close();
+    }
+  });
+
   it.each([[["host", "host", "host"]], [["disk", "disk", "host"]]] as Residency[][][])(
     "streamed layers read across host buffer chunks (%j) give the resident logits",
     async (residency) => {
@@ -125,7 +144,7 @@ run("host buffers on WebGPU", () => {
         else expect(store.stats().layerLoads).toBe(0);
       } finally {
         seq.dispose();
-        store.dispose();
+        await store.close();
         await ckpt.close();
         await gpu.close();
         await resident.close();

@@ -438,7 +438,16 @@ export class LayeredWeightStore implements WeightStore {
     Object.assign(this.experts.stats, { hits: 0, misses: 0, evictions: 0 });
   }
 
+  async close(): Promise<void> {
+    await this.staged?.done.catch(() => undefined);
+    this.dispose();
+  }
+
   dispose(): void {
+    // A read still in flight writes into a host buffer: it is destroyed once the read settles (close()
+    // waits for it; a backend closed before that may still unmap it under the read).
+    const reading = this.staged?.done;
+    this.staged = undefined;
     for (const i of [...this.live.keys()]) {
       const live = this.live.get(i)!;
       live.refs = 1;
@@ -449,8 +458,10 @@ export class LayeredWeightStore implements WeightStore {
     this.experts.clear();
     this.pool.dispose();
     for (const p of this.plans) p.hostBuffer?.dispose();
-    for (const b of this.stages) b.dispose();
+    const stages = this.stages;
     this.stages = [];
+    if (reading) void reading.catch(() => undefined).then(() => stages.forEach((b) => b.dispose()));
+    else for (const b of stages) b.dispose();
     for (const h of this.handles.values()) h.then((f) => f.close()).catch(() => undefined);
     this.handles.clear();
     this.staging = undefined;
