@@ -460,8 +460,11 @@ export class LayeredWeightStore implements WeightStore {
     for (const p of this.plans) p.hostBuffer?.dispose();
     const stages = this.stages;
     this.stages = [];
-    if (reading) void reading.catch(() => undefined).then(() => stages.forEach((b) => b.dispose()));
-    else for (const b of stages) b.dispose();
+    const free = () => {
+      for (const b of stages) b.dispose();
+    };
+    if (reading) void reading.catch(() => undefined).then(free);
+    else free();
     for (const h of this.handles.values()) h.then((f) => f.close()).catch(() => undefined);
     this.handles.clear();
     this.staging = undefined;
