@@ -6,7 +6,7 @@ import {
   type ResidencyPlan,
 } from "../engine/residency/index.js";
 import { WEBGPU_BUFFER_DEFAULTS } from "../engine/backends/webgpu/memory.js";
-import { tieredHotRows } from "../engine/kv/strategies.js";
+import { kvGatherRows, tieredHotRows } from "../engine/kv/strategies.js";
 import { OllmError } from "../errors.js";
 
 /** Strategies whose cold blocks live outside backend memory (host int8 blocks, disk read buffers). */
@@ -32,30 +32,15 @@ export function kvGpuBytes(
   if (!TIERED.has(kv.strategy)) return memory;
   const hot =
     tieredHotRows(contextTokens, kv.blockTokens, kv.hotBlocks, kv.prefillChunkTokens) * bytesPerToken;
-  const rows = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, contextTokens))));
-  const gather = (rows * bytesPerToken) / Math.max(1, numKvLayers);
+  const gather = (kvGatherRows(contextTokens) * bytesPerToken) / Math.max(1, numKvLayers);
   return Math.min(memory, Math.ceil(hot + gather));
 }
 
 /**
- * What the WebGPU backend allocates for itself with the options the runtime gives it (none: its defaults,
- * in webgpu-backend.ts and memory.ts; test/runtime/gpu-plan.test.ts pins these copies to that source).
+ * ParamArena allowance: one submission's parameters (≤ 256 B per dispatch) plus the rope table and positions
+ * of a prefill chunk (2 048 tokens × 128-wide heads: 2 MiB).
  */
-export const WEBGPU_BACKEND = {
-  /** StagingRing: the MAP_WRITE chunks uploads go through, created with the backend. */
-  stagingBytes: WEBGPU_BUFFER_DEFAULTS.stagingChunks * WEBGPU_BUFFER_DEFAULTS.stagingChunkBytes,
-  /** ActivationHeap page: min(maxStorageBufferBindingSize, 128 MiB), and WebGPU guarantees ≥ 128 MiB. */
-  heapPageBytes: WEBGPU_BUFFER_DEFAULTS.heapPageBytes,
-  /** `heap` and `apartHeap`: each takes a page with the first forward; pages are never given back. */
-  heaps: WEBGPU_BUFFER_DEFAULTS.heaps,
-  /** BufferPool: free buffers it keeps for reuse (poolBytes). */
-  poolKeepBytes: WEBGPU_BUFFER_DEFAULTS.poolBytes,
-  /**
-   * ParamArena (an allowance): one submission's parameters (≤ 256 B per dispatch) plus the rope table and
-   * positions of a prefill chunk (2 048 tokens × 128-wide heads: 2 MiB).
-   */
-  arenaBytes: 4 << 20,
-} as const;
+const ARENA_BYTES = 4 << 20;
 
 /**
  * The backend's own GPU memory besides weights, KV cache and activations: the staging ring, a page per
@@ -65,9 +50,11 @@ export const WEBGPU_BACKEND = {
  * and one more set of activations, at most the keep limit (docs/offload.md).
  */
 export function backendGpuBytes(kvGpuBytes: number, activationBytes: number): number {
-  const b = WEBGPU_BACKEND;
-  const pool = Math.min(b.poolKeepBytes, kvGpuBytes + activationBytes);
-  return b.stagingBytes + b.heaps * b.heapPageBytes + b.arenaBytes + pool;
+  // The backend's defaults (the runtime passes no options); a heap page is min(binding limit, 128 MiB), and
+  // WebGPU guarantees a binding limit of at least 128 MiB.
+  const d = WEBGPU_BUFFER_DEFAULTS;
+  const pool = Math.min(d.poolBytes, kvGpuBytes + activationBytes);
+  return d.stagingChunks * d.stagingChunkBytes + d.heaps * d.heapPageBytes + ARENA_BYTES + pool;
 }
 
 export interface GpuPlacementInput {

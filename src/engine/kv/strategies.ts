@@ -144,6 +144,11 @@ function clamp(n: number, lo: number, hi: number): number {
   return Math.min(hi, Math.max(lo, n));
 }
 
+/** Rows of the gather buffer block stores assemble one layer's history in (gather.ts: doubling from 256). */
+export function kvGatherRows(tokens: number): number {
+  return Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, tokens))));
+}
+
 /**
  * Rows of a tiered store's hot buffer (per layer): h + 1 blocks, grown to whole blocks that hold the kept
  * rows (h blocks and a partial one) plus a prefill chunk before eviction (tiered.ts).
@@ -180,7 +185,7 @@ export function predictKvBytes(
   const { tokens: n, kvBytesPerToken: bpt, blockTokens: B } = input;
   const perLayer = bpt / Math.max(1, input.numKvLayers);
   const blocks = Math.ceil(n / B) * B;
-  const gather = Math.max(256, 2 ** Math.ceil(Math.log2(Math.max(1, n)))) * perLayer;
+  const gather = kvGatherRows(n) * perLayer;
   const hot = (h: number) => tieredHotRows(n, B, h, input.chunkTokens) * bpt;
   switch (strategy) {
     case "resident":

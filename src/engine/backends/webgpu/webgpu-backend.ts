@@ -2028,8 +2028,10 @@ export class WebGpuBackend implements Backend {
   }
 
   private positionsCache: { positions: Int32Array; slice: ArenaSlice; epoch: number } | undefined;
-  /** Bumped at every submit (the arena is reset then, so host slices of earlier submissions are gone). */
-  /** Submissions so far (per-submission caches and host buffers compare it). */
+  /**
+   * Submissions so far: bumped at every submit (the arena is reset then, so host slices of earlier
+   * submissions are gone); per-submission caches and host buffers compare it.
+   */
   epoch = 0;
 
   /** Host data for the next submission, bound as a storage array. */
