@@ -4,6 +4,18 @@ import type { Model } from "../../src/engine/model.js";
 /** A detokenizer for generate() when only the token ids matter. */
 export const SILENT = { createStreamDecoder: () => ({ push: () => "", flush: () => "" }) };
 
+/** The linear layers of the 1B and 8B llama shapes the probes time: label, out (N), in (K). */
+export const LLAMA_LINEAR_SHAPES: [string, number, number][] = [
+  ["1B q/o", 2048, 2048],
+  ["1B k/v", 512, 2048],
+  ["1B gate/up", 8192, 2048],
+  ["1B down", 2048, 8192],
+  ["8B q/o", 4096, 4096],
+  ["8B k/v", 1024, 4096],
+  ["8B gate/up", 14336, 4096],
+  ["8B down", 4096, 14336],
+];
+
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;

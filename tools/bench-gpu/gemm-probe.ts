@@ -20,6 +20,7 @@ import {
 import { openGpu } from "../../src/engine/backends/webgpu/gpu.js";
 import { gemmKernel, type KernelSource, specialize } from "../../src/engine/backends/webgpu/kernels.js";
 import type { DType } from "../../src/engine/tensor.js";
+import { LLAMA_LINEAR_SHAPES } from "./common.js";
 
 const STORAGE = 0x80;
 const COPY_DST = 0x08;
@@ -43,16 +44,7 @@ const SHAPES: [string, number, number][] = quick
       ["tiny a", 136, 64],
       ["tiny b", 72, 98],
     ]
-  : [
-      ["1B q/o", 2048, 2048],
-      ["1B k/v", 512, 2048],
-      ["1B gate/up", 8192, 2048],
-      ["1B down", 2048, 8192],
-      ["8B q/o", 4096, 4096],
-      ["8B k/v", 1024, 4096],
-      ["8B gate/up", 14336, 4096],
-      ["8B down", 4096, 14336],
-    ];
+  : LLAMA_LINEAR_SHAPES;
 const REPS = quick ? 2 : 5;
 
 const TILES: GemmTile[] = [];

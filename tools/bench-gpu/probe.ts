@@ -7,6 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { openGpu } from "../../src/engine/backends/webgpu/gpu.js";
+import { LLAMA_LINEAR_SHAPES } from "./common.js";
 
 const STORAGE = 0x80;
 const COPY_DST = 0x08;
@@ -289,17 +290,7 @@ if (syntaxOnly) {
   designs.length = 0;
 }
 
-const shapes: [string, number, number][] = [
-  ["1B q/o", 2048, 2048],
-  ["1B k/v", 512, 2048],
-  ["1B gate/up", 8192, 2048],
-  ["1B down", 2048, 8192],
-  ["8B q/o", 4096, 4096],
-  ["8B k/v", 1024, 4096],
-  ["8B gate/up", 14336, 4096],
-  ["8B down", 4096, 14336],
-  ["8B gate+up", 28672, 4096],
-];
+const shapes: [string, number, number][] = [...LLAMA_LINEAR_SHAPES, ["8B gate+up", 28672, 4096]];
 const gemv: Record<string, unknown>[] = [];
 for (const [label, N, K] of shapes) {
   if (designs.length === 0) break;
