@@ -27,14 +27,14 @@ const layerBytes =
 await ckpt.close();
 let residentIds: number[] | undefined;
 const all = (r: Residency) => Array.from({ length: layers }, () => r);
-for (const [name, residency, prefetchWeights] of [
-  ["all resident", undefined, true],
-  ["half from host", Array.from({ length: layers }, (_, i) => (i % 2 ? "host" : "device")), true],
-  ["all from host", all("host"), true],
-  ["all from disk", all("disk"), true],
-] as [string, Residency[] | undefined, boolean][]) {
+for (const [name, residency] of [
+  ["all resident", undefined],
+  ["half from host", Array.from({ length: layers }, (_, i) => (i % 2 ? "host" : "device"))],
+  ["all from host", all("host")],
+  ["all from disk", all("disk")],
+] as [string, Residency[] | undefined][]) {
   const t0 = performance.now();
-  const model = await loadModel(dir, { backend: "webgpu", residency, prefetchWeights });
+  const model = await loadModel(dir, { backend: "webgpu", residency });
   const loadS = (performance.now() - t0) / 1000;
   const seq = model.newSequence();
   let ids: number[] = [];
