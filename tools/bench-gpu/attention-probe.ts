@@ -8,7 +8,7 @@
  * OLLM_WEBGPU_PREFILL_ATTENTION=0 and `--prefill-only` to time the decode kernel on the same call, and reports
  * both with the largest difference between their outputs (relative to the largest output).
  *
- *   node attention-probe.js [--quick] [--json OUT] [--prefill-only --dump PREFIX]
+ *   node attention-probe.js [--quick] [--json OUT] [--decode-only | --prefill-only --dump PREFIX]
  */
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -22,6 +22,8 @@ const quick = process.argv.includes("--quick");
 const jsonAt = process.argv.indexOf("--json");
 const jsonOut = jsonAt >= 0 ? process.argv[jsonAt + 1] : undefined;
 const prefillOnly = process.argv.includes("--prefill-only");
+/** Decode cases only (no prefill call, no child run). */
+const decodeOnly = process.argv.includes("--decode-only");
 const dumpAt = process.argv.indexOf("--dump");
 /** Where the child run writes its prefill outputs (PREFIX.SHAPE.f32). */
 const dump = dumpAt >= 0 ? process.argv[dumpAt + 1] : undefined;
@@ -30,20 +32,24 @@ const log = (...parts: unknown[]) => console.log(`[${new Date().toISOString().sl
 const shapes = quick
   ? { tiny: { heads: 8, kvHeads: 2, dim: 32 } }
   : { "1b": { heads: 32, kvHeads: 8, dim: 64 }, "8b": { heads: 32, kvHeads: 8, dim: 128 } };
-const lengths = quick ? [8, 40] : [32, 64, 128, 256, 512, 1024, 4096];
-const tunings: (AttentionTuning | undefined)[] = [
-  undefined,
-  { targetWorkgroups: 128, maxQueries: 8 },
-  { targetWorkgroups: 32, maxQueries: 8 },
-  { targetWorkgroups: 64, maxQueries: 8 },
-  { targetWorkgroups: 256, maxQueries: 8 },
-  { targetWorkgroups: 512, maxQueries: 8 },
-  { targetWorkgroups: 128, maxQueries: 2 },
-  { targetWorkgroups: 128, maxQueries: 1 },
-  { targetWorkgroups: 256, maxQueries: 1 },
-  { targetWorkgroups: 1, maxQueries: 1 },
+const lengths = process.env.OLLM_PROBE_LENGTHS
+  ? process.env.OLLM_PROBE_LENGTHS.split(",").map(Number)
+  : quick
+    ? [8, 40]
+    : [32, 64, 128, 256, 512, 1024, 4096];
+/** Only these tunings (labels, comma-separated), for short experiments. */
+const only = process.env.OLLM_PROBE_ONLY?.split(",");
+/** Named ways to cut a call into workgroups (default: the backend's own for the head width). */
+const tunings: [string, AttentionTuning | undefined][] = [
+  ["default", undefined],
+  ...[128, 32, 64, 256, 512].map((wg): [string, AttentionTuning] => [
+    `wg${wg}/q8`,
+    { targetWorkgroups: wg, maxQueries: 8 },
+  ]),
+  ...[2, 1].map((q): [string, AttentionTuning] => [`wg128/q${q}`, { targetWorkgroups: 128, maxQueries: q }]),
+  ["wg256/q1", { targetWorkgroups: 256, maxQueries: 1 }],
+  ["wg1/q1", { targetWorkgroups: 1, maxQueries: 1 }],
 ];
-const name = (t: AttentionTuning | undefined) => (t ? `wg${t.targetWorkgroups}/q${t.maxQueries}` : "default");
 const reps = quick ? 4 : 200;
 
 const g = await WebGpuBackend.create({ stats: true });
@@ -64,19 +70,56 @@ function random(n: number, seed: number): Float32Array {
   return out;
 }
 
-/** µs per call of `op` (GPU timestamps; wall time where the adapter has none). */
-async function time(op: () => void, count: number): Promise<number> {
-  op();
-  await g.sync();
-  await new Promise((r) => setTimeout(r, 50));
-  const before = g.stats().gpuMs ?? 0;
+/** 128 MiB whose adds keep the GPU busy (untimed) right before a timed batch. */
+const heatInput = g.fromFloat32(new Float32Array(quick ? 1 << 16 : 32 << 20), [
+  32,
+  quick ? 1 << 11 : 1 << 20,
+]);
+
+/** Queues ~10 ms of untimed work, so a timed batch after it does not start at idle clocks. */
+function heat(): void {
+  g.setTiming(false);
+  for (let i = 0; i < (quick ? 2 : 100); i++) g.add(heatInput, heatInput).dispose();
+  g.submitPending();
+  g.setTiming(true);
+}
+
+/** Waits until the timestamps of what was submitted have been read back; the GPU time so far (ms). */
+async function settled(): Promise<number | undefined> {
+  let last = g.stats().gpuMs;
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    const now = g.stats().gpuMs;
+    if (now !== undefined && now === last && i > 0) return now;
+    last = now;
+  }
+  return last;
+}
+
+/** GPU ms of `count` calls recorded into one pass after heating (wall ms where there are no timestamps). */
+async function batch(op: () => void, count: number): Promise<number> {
+  const before = (await settled()) ?? 0;
+  heat();
   const t0 = performance.now();
   for (let i = 0; i < count; i++) op();
   await g.sync();
-  const wall = ((performance.now() - t0) * 1000) / count;
-  await new Promise((r) => setTimeout(r, 100));
-  const gpuMs = g.stats().gpuMs;
-  return gpuMs === undefined ? wall : ((gpuMs - before) * 1000) / count;
+  const wall = performance.now() - t0;
+  const gpuMs = await settled();
+  return gpuMs === undefined ? wall : gpuMs - before;
+}
+
+/**
+ * µs per call of `op`: (time of 2n calls − time of n calls) / n, so what a batch pays once cancels — the
+ * end of the heating work still running when the pass's first timestamp is written, a ramp of the clocks.
+ * Measured as one batch of n, the same kernel gave 4.9 or 20 µs and a small add 2.3 or 7.2 µs depending on
+ * what ran before (H200, results/h200-2026-11-29h-attention-debug.txt).
+ */
+async function time(op: () => void, count: number): Promise<number> {
+  op();
+  await g.sync();
+  const once = await batch(op, count);
+  const twice = await batch(op, 2 * count);
+  return ((twice - once) * 1000) / count;
 }
 
 for (const [shape, s] of Object.entries(shapes)) {
@@ -103,16 +146,45 @@ for (const [shape, s] of Object.entries(shapes)) {
     return () => op().dispose();
   };
   result[shape] = {};
-  for (const t of prefillOnly ? [] : tunings) {
+  if (!prefillOnly) {
+    // The floor: a dependent dispatch that does almost nothing (an add of two 4096-wide rows).
+    const a = g.fromFloat32(random(4096, 4), [1, 4096]);
+    const floor = await time(() => g.add(a, a).dispose(), reps);
+    a.dispose();
+    result[shape].floor = { 1: floor };
+    log(`${shape} floor (one small dependent dispatch): ${floor.toFixed(1)} µs`);
+  }
+  /** Each tuning's output at each length, against the first tuning's (the default). */
+  const reference = new Map<number, Float32Array>();
+  for (const [label, t] of prefillOnly ? [] : tunings.filter(([n]) => !only || only.includes(n))) {
     g.tuneAttention(t);
     const row: Record<string, number> = {};
-    for (const len of lengths) row[len] = await time(attend(1, len), reps);
-    result[shape][name(t)] = row;
+    let worst = 0;
+    for (const len of lengths) {
+      row[len] = await time(attend(1, len), reps);
+      const y = call(1, len)();
+      const out = await y.read();
+      y.dispose();
+      const ref = reference.get(len);
+      if (!ref) reference.set(len, out);
+      else {
+        let top = 0;
+        let diff = 0;
+        out.forEach((v, i) => {
+          diff = Math.max(diff, Math.abs(v - ref[i]));
+          top = Math.max(top, Math.abs(ref[i]));
+        });
+        worst = Math.max(worst, diff / top);
+      }
+    }
+    row.maxRelDiff = worst;
+    result[shape][label] = row;
     log(
-      `${shape} decode ${name(t).padEnd(10)} ${lengths.map((l) => `${l}: ${row[l].toFixed(1)}`).join("  ")} µs`,
+      `${shape} decode ${label.padEnd(12)} ${lengths.map((l) => `${l}: ${row[l].toFixed(1)}`).join("  ")} µs; max |Δ| / max |y| vs default ${worst.toExponential(1)}`,
     );
   }
   g.tuneAttention(undefined);
+  if (decodeOnly) continue;
   const prefillRows = quick ? 16 : 2048;
   const us = await time(attend(prefillRows, prefillRows), quick ? 1 : 3);
   result[shape].prefill = { [prefillRows]: us };
@@ -128,7 +200,7 @@ for (const [shape, s] of Object.entries(shapes)) {
   vCache.dispose();
 }
 await g.close();
-if (!prefillOnly && process.env.OLLM_WEBGPU_PREFILL_ATTENTION !== "0") {
+if (!prefillOnly && !decodeOnly && process.env.OLLM_WEBGPU_PREFILL_ATTENTION !== "0") {
   // The decode kernel on the same prefill calls, in a process of its own (the switch is read at load).
   const base = join(tmpdir(), `attention-probe-${process.pid}`);
   const args = [process.argv[1], "--prefill-only", "--json", `${base}.json`, "--dump", base];

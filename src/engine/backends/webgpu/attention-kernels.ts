@@ -55,12 +55,13 @@ export interface AttentionTuning {
 const MIN_SPLIT_KEYS = Number(process.env.OLLM_WEBGPU_ATTN_MIN_SPLIT) || undefined;
 
 /**
- * The cut for head width `dim`, from the H200's attention probe (tools/bench-gpu/results/h200-2026-11-28g-attention.json):
- * with 64-wide heads a workgroup serving the whole GQA group was fastest (8.5 µs at 128 keys); with 128-wide
- * heads one query head per workgroup and twice the workgroups (26.5 against 35.4 µs at 128 keys, 114 against
- * 131 at 4096): the group's running sums no longer fit the registers well. Splits of fewer than 128 keys
- * (64 for narrower heads) did not pay for their combine pass: the decode step's GPU time went 4.67 → 4.59
- * ms on the 8B shape and 1.05 → 1.02 on the 1B (results/h200-2026-11-29d-*).
+ * The cut for head width `dim`: with 64-wide heads a workgroup serves the whole GQA group, with 128-wide heads
+ * one query head per workgroup and twice the workgroups, as the H200's attention probe ranked them
+ * (results/h200-2026-11-28g-attention.json; that probe then timed one batch per case, whose figures varied
+ * up to 4× between identical cases: treat them as a ranking at best). Splits of fewer than 128 keys (64 for
+ * narrower heads) did not pay for their combine pass, measured in place: the decode step's GPU time went
+ * 4.67 → 4.59 ms on the 8B shape and 1.05 → 1.02 on the 1B (results/h200-2026-11-29d-*). With the probe's
+ * timing fixed, this cut costs 4–7 µs per 8B layer up to 128 keys, 31–34 at 4096 (results/h200-2026-11-29k-*).
  */
 export function defaultAttentionTuning(dim: number): AttentionTuning {
   return dim >= 128
