@@ -17,7 +17,7 @@ import {
 import type { Catalog } from "./runtime/catalog.js";
 import type { RuntimeEventListener } from "./runtime/events.js";
 import { type LoadedRuntime, RuntimeLoader } from "./runtime/loader.js";
-import type { MachineProbe } from "./runtime/machine.js";
+import type { MachineProbe, WebGpuProbe } from "./runtime/machine.js";
 import type { Materializer } from "./runtime/materializer.js";
 import type { PlanDescription, RuntimePlan } from "./runtime/plan.js";
 import type { ResolvedModel } from "./runtime/resolved-model.js";
@@ -40,6 +40,12 @@ export interface RuntimeClientOptions {
   catalog?: Catalog;
   /** Measures the machine for planning. Default: this machine. */
   machine?: MachineProbe;
+  /**
+   * Finds the WebGPU adapters and their memory for `backend: "auto"`. Default: this machine's (a quiet Dawn
+   * probe in a child process plus nvidia-smi / sysfs / unified memory, once per process). Not called for
+   * backend cpu or webgpu.
+   */
+  gpuProbe?: () => Promise<WebGpuProbe>;
   /** Loads tokenizers. Default: src/text. */
   tokenizerLoader?: TokenizerLoader;
   /** Receives every runtime event (resolve, download, load, prefill…) of every call. */

@@ -63,7 +63,7 @@ export function asOllmError(error: unknown): OllmError {
 export interface StreamSink {
   /** Text as it is generated (never empty); `token` is the token that completed it. */
   onText?(text: string, token?: GeneratedToken): void;
-  /** A line for people: loading, prefill… */
+  /** A line for people: loading, prefill, a notice (e.g. auto's GPU fell back to the CPU)… */
   onStatus?(message: string): void;
   /** Every runtime event (load, prefill, first token…). */
   onEvent?(event: RuntimeEvent): void;
@@ -245,7 +245,7 @@ export async function* runTurn(
   const local = (event: RuntimeEvent) => {
     request.onEvent?.(event);
     sink?.onEvent?.(event);
-    if (event.type === "status") sink?.onStatus?.(event.message);
+    if (event.type === "status" || event.type === "notice") sink?.onStatus?.(event.message);
   };
   const kinds = nonTextKinds(request.messages);
   const modalities: Modality[] = ["text", ...kinds];

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import type { RuntimeClient } from "../client.js";
+import type { WebGpuProbe } from "../runtime/machine.js";
 import type { ResolvedModel } from "../runtime/resolved-model.js";
 import type { MaterializeOptions, Materializer } from "../runtime/materializer.js";
 import { type ConfigFlag, flagSettings, globalFlags } from "./options.js";
@@ -33,6 +34,11 @@ export class CliContext {
   readonly #flags: readonly ConfigFlag[];
   #settings: Settings | undefined;
   #client: RuntimeClient | undefined;
+  /**
+   * The WebGPU probe of `--backend auto` for the client (default: the runtime's, once per process); set
+   * before the client is first used (ollm doctor shares its own probe, or none with --no-gpu).
+   */
+  gpuProbe: (() => Promise<WebGpuProbe>) | undefined;
 
   private constructor(ui: Ui, command: Command, flags: readonly ConfigFlag[]) {
     this.ui = ui;
@@ -86,7 +92,11 @@ export class CliContext {
   async client(): Promise<RuntimeClient> {
     if (!this.#client) {
       const { RuntimeClient } = await import("../client.js");
-      this.#client = new RuntimeClient({ materializer: this.materializer(), onEvent: this.progress.onEvent });
+      this.#client = new RuntimeClient({
+        materializer: this.materializer(),
+        onEvent: this.progress.onEvent,
+        gpuProbe: this.gpuProbe,
+      });
     }
     return this.#client;
   }

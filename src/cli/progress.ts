@@ -33,6 +33,9 @@ export class ProgressRenderer {
   onEvent = (event: RuntimeEvent): void => {
     const ui = this.#ui;
     switch (event.type) {
+      case "notice":
+        ui.warn(event.message);
+        break;
       case "status":
         ui.detail(event.message);
         if (this.#activity) this.#activity.label = event.message.replace(/…$/, "");

@@ -91,7 +91,7 @@ export const RuntimeConfigSchema = z
       .enum(BACKENDS)
       .default("auto")
       .describe(
-        "Compute backend: cpu, webgpu, or auto (the cpu, as the runtime cannot measure GPU memory; a gpu device picks webgpu)",
+        "Compute backend: cpu, webgpu, or auto (webgpu on a hardware adapter whose memory is detected or given by gpuMemoryBudget, else the cpu; a gpu device picks webgpu)",
       ),
     device: z
       .string()
@@ -123,7 +123,7 @@ export const RuntimeConfigSchema = z
         "webgpu: the first N layers resident on the GPU (the rest in host memory or streamed from disk)",
       ),
     gpuMemoryBudget: MemoryBudgetSchema.optional().describe(
-      'GPU memory for the model on the webgpu backend: the layers that do not fit stream from host memory or disk. An absolute size such as "8GiB" (a share such as "75%" needs the GPU\'s memory size, which WebGPU does not report)',
+      'GPU memory for the model on the webgpu backend: the layers that do not fit stream from host memory or disk. An absolute size such as "8GiB", or a share such as "75%" of the memory that backend auto detects for the adapter (nvidia-smi, sysfs, unified memory on macOS)',
     ),
     hostMemoryBudget: MemoryBudgetSchema.optional(),
     expertCacheSize: ExpertCacheSizeSchema.default(0).describe(

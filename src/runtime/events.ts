@@ -5,6 +5,11 @@
 export type RuntimeEvent =
   /** A line for people ("Loading llama3-8B-chat…"). */
   | { type: "status"; message: string }
+  /**
+   * A warning for people: the runtime did something else than the config suggests, e.g. `backend: "auto"`
+   * runs on the CPU although a GPU is there (its memory size is unknown, or WebGPU failed to open).
+   */
+  | { type: "notice"; message: string }
   /** A model is being resolved or materialized. */
   | { type: "resolve"; reference: string; materialized: boolean; path: string | null }
   /** Bytes of a download (emitted by materializers). */

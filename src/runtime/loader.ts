@@ -1,10 +1,11 @@
 import { resolve } from "node:path";
 import { type RuntimeConfig, validateRuntimeConfig } from "../config/runtime-config.js";
-import { OllmError } from "../errors.js";
+import { isOllmError, OllmError } from "../errors.js";
 import { type LoadModelOptions, loadModel, type Model } from "../engine/model.js";
 import { Catalog, type Modality } from "./catalog.js";
 import type { RuntimeEvent, RuntimeEventListener } from "./events.js";
-import { type MachineProbe, probeMachine } from "./machine.js";
+import { probeWebGpuOnce } from "./gpu-probe.js";
+import { type MachineInfo, type MachineProbe, probeMachine, type WebGpuProbe } from "./machine.js";
 import { LocalOnlyMaterializer, type Materializer } from "./materializer.js";
 import { type PlanDescription, planModalities, planRuntime, type RuntimePlan } from "./plan.js";
 import type { ResolvedModel } from "./resolved-model.js";
@@ -99,8 +100,16 @@ export interface RuntimeLoaderOptions {
   materializer?: Materializer;
   /** Measures the machine for planning (default: this machine). */
   machine?: MachineProbe;
+  /**
+   * Finds the WebGPU adapters and their memory for `backend: "auto"` (default: this machine's, probed once
+   * per process: gpu-probe.ts). Called at most once per loader, and only for a config whose backend is auto
+   * (and device not cpu) when the machine probe did not fill `webgpu` itself.
+   */
+  gpuProbe?: () => Promise<WebGpuProbe>;
   /** Loads tokenizers (default: src/text). */
   tokenizerLoader?: TokenizerLoader;
+  /** Loads the engine model (default: the engine's loadModel). */
+  modelLoader?: (dir: string, options: LoadModelOptions) => Promise<Model>;
   /** Receives every runtime event. */
   onEvent?: RuntimeEventListener;
 }
@@ -113,7 +122,10 @@ export class RuntimeLoader {
   readonly resolver: ModelResolver;
   readonly #materializer: Materializer;
   readonly #machine: MachineProbe;
+  readonly #gpuProbe: () => Promise<WebGpuProbe>;
+  #webgpu: Promise<WebGpuProbe> | undefined;
   readonly #tokenizerLoader: TokenizerLoader;
+  readonly #modelLoader: (dir: string, options: LoadModelOptions) => Promise<Model>;
   readonly #onEvent: RuntimeEventListener | undefined;
   readonly #cache = new Map<string, Promise<LoadedRuntime>>();
 
@@ -121,7 +133,9 @@ export class RuntimeLoader {
     this.resolver = new ModelResolver(options.catalog ?? Catalog.builtin());
     this.#materializer = options.materializer ?? new LocalOnlyMaterializer();
     this.#machine = options.machine ?? probeMachine;
+    this.#gpuProbe = options.gpuProbe ?? probeWebGpuOnce;
     this.#tokenizerLoader = options.tokenizerLoader ?? defaultTokenizerLoader;
+    this.#modelLoader = options.modelLoader ?? loadModel;
     this.#onEvent = options.onEvent;
   }
 
@@ -139,7 +153,24 @@ export class RuntimeLoader {
   async plan(input: unknown, options: PlanCallOptions = {}): Promise<PlannedRuntime> {
     const config = normalize(validateRuntimeConfig(input));
     const model = await this.resolver.resolve(config.modelReference, config.modelsDir);
-    return { config, model, plan: planRuntime(config, model, await this.#machine(), options) };
+    const machine = await this.measure(config);
+    return { config, model, plan: planRuntime(config, model, machine, { modalities: options.modalities }) };
+  }
+
+  /**
+   * What the planner knows about the machine for `config`: the machine probe's answer, plus the WebGPU
+   * probe when the backend is auto (run once per loader; never for backend cpu or webgpu, or device cpu).
+   */
+  async measure(config: Pick<RuntimeConfig, "backend" | "device">): Promise<MachineInfo> {
+    const machine = await this.#machine();
+    if (machine.webgpu !== undefined || config.backend !== "auto" || config.device === "cpu") return machine;
+    this.#webgpu ??= this.#gpuProbe().catch(
+      (error: unknown): WebGpuProbe => ({
+        adapters: [],
+        error: `the WebGPU probe failed: ${error instanceof Error ? error.message : String(error)}`,
+      }),
+    );
+    return { ...machine, webgpu: await this.#webgpu };
   }
 
   /** The `describePlan` payload: normalized config, resolved model, plan. */
@@ -244,7 +275,9 @@ export class RuntimeLoader {
       });
       model = await this.resolver.describeMaterialized(model, dir);
     }
-    const plan = planRuntime(config, model, await this.#machine(), options);
+    const machine = await this.measure(config);
+    const notice = (message: string) => emit({ type: "notice", message });
+    let plan = planRuntime(config, model, machine, { modalities: options.modalities, onNotice: notice });
     if (config.verbose)
       for (const r of plan.reasons)
         emit({ type: "status", message: `plan: ${r.subject} = ${r.decision} (${r.reason})` });
@@ -254,10 +287,32 @@ export class RuntimeLoader {
       message: `Loading ${model.name} (${plan.model.architecture}) on ${plan.backend}…`,
     });
     const start = performance.now();
-    const [engineResult, tokenizerResult] = await Promise.allSettled([
-      loadModel(plan.model.path, engineOptions(plan)),
-      this.#tokenizerLoader(plan.model.path),
-    ]);
+    const tokenizerLoad = settle(this.#tokenizerLoader(plan.model.path));
+    let engineResult = await settle(this.#modelLoader(plan.model.path, engineOptions(plan)));
+    // auto chose WebGPU, and it did not open: the CPU instead (an explicit webgpu keeps the error).
+    if (
+      engineResult.status === "rejected" &&
+      config.backend === "auto" &&
+      config.device === "auto" &&
+      plan.backend === "webgpu" &&
+      isOllmError(engineResult.reason) &&
+      engineResult.reason.code === "BACKEND_UNAVAILABLE"
+    ) {
+      const failed = `the WebGPU backend failed to open: ${engineResult.reason.message}`;
+      plan = planRuntime(
+        config,
+        model,
+        { ...machine, webgpu: { adapters: [], error: failed } },
+        { modalities: options.modalities },
+      );
+      notice(`${failed}; running on the CPU`);
+      if (config.verbose)
+        for (const r of plan.reasons.filter((r) => r.subject === "backend" || r.subject === "device"))
+          emit({ type: "status", message: `plan: ${r.subject} = ${r.decision} (${r.reason})` });
+      emit({ type: "status", message: `Loading ${model.name} (${plan.model.architecture}) on cpu…` });
+      engineResult = await settle(this.#modelLoader(plan.model.path, engineOptions(plan)));
+    }
+    const tokenizerResult = await tokenizerLoad;
     if (engineResult.status === "rejected" || tokenizerResult.status === "rejected") {
       if (engineResult.status === "fulfilled") await engineResult.value.close();
       throw engineResult.status === "rejected"
@@ -298,6 +353,14 @@ export function engineOptions(plan: RuntimePlan): LoadModelOptions {
       cacheDir: kv.cacheDir ?? undefined,
     },
   };
+}
+
+/** A promise's outcome, never rejecting. */
+function settle<T>(promise: Promise<T>): Promise<PromiseSettledResult<T>> {
+  return promise.then(
+    (value): PromiseFulfilledResult<T> => ({ status: "fulfilled", value }),
+    (reason: unknown): PromiseRejectedResult => ({ status: "rejected", reason }),
+  );
 }
 
 /** The config with modelsDir absolute, so equal configs written differently share a cache entry. */

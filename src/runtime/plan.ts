@@ -21,6 +21,7 @@ import {
 } from "../engine/residency/index.js";
 import { OllmError } from "../errors.js";
 import { MODALITIES, type Modality } from "./catalog.js";
+import { autoCpu, type BackendDecision, chooseBackend } from "./backend-choice.js";
 import { backendGpuBytes, checkGpuFloor, type GpuPlacement, kvGpuBytes, placeOnGpu } from "./gpu-plan.js";
 import { type ENGINE_BACKENDS, ENGINE_MODALITIES } from "./inspect.js";
 import type { MachineInfo } from "./machine.js";
@@ -182,6 +183,11 @@ export function planDescriptionJsonSchema(): Record<string, unknown> {
 export interface PlanOptions {
   /** Input modalities the request needs; default: text, plus the model's others when `multimodal` is set. */
   modalities?: readonly Modality[];
+  /**
+   * Receives a line for the user when `auto` plans on the CPU although a hardware GPU is there (its memory
+   * size is unknown, or the model does not fit it). The same text is in the plan's backend reason.
+   */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -231,12 +237,52 @@ function fail(code: OllmError["code"], message: string, hint?: string): never {
  * chunking and predicted peak memory, each with its reason. Impossible configs fail here with an
  * OllmError: MODEL_NOT_FOUND, UNSUPPORTED_ARCHITECTURE, INVALID_CHECKPOINT, INVALID_TOKENIZER,
  * UNSUPPORTED_MODALITY, BACKEND_UNAVAILABLE, NOT_IMPLEMENTED, INVALID_CONFIG or OUT_OF_MEMORY_BUDGET.
+ *
+ * The backend comes from {@link chooseBackend}: under `auto`, WebGPU when `machine.webgpu` has a hardware
+ * adapter and there is a GPU memory size to plan with, else the CPU. When the model does not fit the GPU
+ * auto chose, it plans on the CPU instead.
  */
 export function planRuntime(
   config: RuntimeConfig,
   model: ResolvedModel,
   machine: MachineInfo,
   options: PlanOptions = {},
+): RuntimePlan {
+  let choice = chooseBackend(config, machine);
+  if (
+    choice.autoGpu &&
+    !model.supportedBackends.includes("webgpu") &&
+    model.supportedBackends.includes("cpu")
+  )
+    choice = autoCpu(config, `${model.name} does not run on the webgpu backend`);
+  if (!choice.autoGpu) {
+    if (choice.notice) options.onNotice?.(choice.notice);
+    return planOn(config, model, machine, options, choice);
+  }
+  try {
+    return planOn(config, model, machine, options, choice);
+  } catch (error) {
+    if (!(error instanceof OllmError) || error.code !== "OUT_OF_MEMORY_BUDGET") throw error;
+    const why = `${model.name} does not fit ${choice.gpuMemory?.gpuName ?? "the GPU"}: ${error.message}`;
+    let plan: RuntimePlan;
+    try {
+      plan = planOn(config, model, machine, options, autoCpu(config, why));
+    } catch {
+      // Neither fits: the GPU's error (auto's first choice) says what would make it fit.
+      throw error;
+    }
+    options.onNotice?.(`${why}; running on the CPU`);
+    return plan;
+  }
+}
+
+/** {@link planRuntime} on the backend of `choice`. */
+function planOn(
+  config: RuntimeConfig,
+  model: ResolvedModel,
+  machine: MachineInfo,
+  options: PlanOptions,
+  choice: BackendDecision,
 ): RuntimePlan {
   const reasons: PlanReason[] = [];
   const because = (subject: string, decision: string, reason: string) =>
@@ -267,40 +313,21 @@ export function planRuntime(
   const requested = planModalities(config, model, options.modalities);
   because("modalities", requested.join("+"), config.multimodal ? "multimodal is on" : "text-only request");
 
-  // Backend and device: WebGPU when asked for (backend webgpu, or a GPU device); auto plans on the CPU, since
-  // Dawn does not report the GPU's memory size.
-  const gpuAsked = config.backend === "webgpu" || config.device.startsWith("gpu");
-  const backend: (typeof ENGINE_BACKENDS)[number] = gpuAsked ? "webgpu" : "cpu";
+  // Backend and device (backend-choice.ts): WebGPU when asked for (backend webgpu, or a GPU device); under
+  // auto, WebGPU on a hardware adapter with a memory size to plan with, else the CPU.
+  const backend: (typeof ENGINE_BACKENDS)[number] = choice.backend;
   if (!model.supportedBackends.includes(backend))
     fail(
       "BACKEND_UNAVAILABLE",
       `${model.name} has no backend that runs it here (supported: ${model.supportedBackends.join(", ") || "none"})`,
     );
-  because(
-    "backend",
-    backend,
-    config.backend === "auto"
-      ? gpuAsked
-        ? `auto: device "${config.device}" is a GPU`
-        : "auto: the cpu backend (the runtime cannot measure GPU memory; pass --backend webgpu or --device gpu for a GPU, with --gpu-memory-budget SIZE or --offload-gpu-layers N to stream the layers that do not fit)"
-      : "requested by the config",
-  );
-  const device = gpuAsked ? (config.device === "auto" ? "gpu" : config.device) : "cpu";
-  because(
-    "device",
-    device,
-    gpuAsked
-      ? device === "gpu"
-        ? "the first hardware WebGPU adapter (else a software one); every weight resident in GPU memory unless layers stream"
-        : "requested by the config"
-      : config.device === "auto"
-        ? "auto: the cpu backend runs on the host"
-        : "requested by the config",
-  );
+  because("backend", backend, choice.reason);
+  const device = choice.device;
+  because("device", device, choice.deviceReason);
   if (config.offloadGpuLayers > 0 && backend === "cpu")
     fail(
       "BACKEND_UNAVAILABLE",
-      `offloadGpuLayers=${config.offloadGpuLayers} needs a GPU, and this plan runs on the cpu backend${config.backend === "auto" ? " (auto plans on the cpu)" : ""}`,
+      `offloadGpuLayers=${config.offloadGpuLayers} needs a GPU, and this plan runs on the cpu backend${choice.cpuWhy ? ` (auto plans on the cpu: ${choice.cpuWhy})` : ""}`,
       "Pass --backend webgpu (or --device gpu), or remove offloadGpuLayers.",
     );
   const onGpu = backend === "webgpu";
@@ -333,20 +360,22 @@ export function planRuntime(
       ? `requested by the config (${config.hostMemoryBudget})`
       : `default: ${formatBytes(machine.availableHostMemoryBytes)} available host memory minus a margin of max(10%, 512 MiB)`,
   );
-  // A share ("75%") needs the GPU's memory size, which Dawn does not report (machine.gpus is empty unless
-  // an embedder's probe knows it).
-  const gpuMemoryBytes = machine.gpus[Number(/^gpu:(\d+)$/.exec(device)?.[1] ?? 0)]?.memoryBytes;
+  // A share ("75%") needs the GPU's memory size, which WebGPU does not report: an embedder's machine.gpus,
+  // or what auto's probe detected (gpu-memory.ts).
+  const gpuMemoryBytes = choice.gpuMemory?.bytes;
   const gpuShare = typeof config.gpuMemoryBudget === "string" && config.gpuMemoryBudget.trim().endsWith("%");
   if (onGpu && gpuShare && gpuMemoryBytes === undefined)
     fail(
       "INVALID_CONFIG",
-      `gpuMemoryBudget "${config.gpuMemoryBudget}" is a share of GPU memory, but the size of ${device}'s memory is not known (WebGPU does not report it)`,
+      `gpuMemoryBudget "${config.gpuMemoryBudget}" is a share of GPU memory, but the size of ${device}'s memory is not known (WebGPU does not report it${config.backend === "auto" ? ", and it was not detected" : "; it is detected under --backend auto"})`,
       'Give gpuMemoryBudget as an absolute size, e.g. --gpu-memory-budget 8GiB (gpu_memory_budget = "8GiB").',
     );
   const gpuBudgetBytes =
     config.gpuMemoryBudget !== undefined && !(gpuShare && gpuMemoryBytes === undefined)
       ? parseMemoryBudget(config.gpuMemoryBudget, gpuMemoryBytes)
-      : null;
+      : onGpu && choice.defaultGpuBudget
+        ? choice.defaultGpuBudget.bytes
+        : null;
   // GPU memory is planned (layers placed by planResidency) when a budget or an offload count says how.
   const gpuPlanned =
     onGpu &&
@@ -357,10 +386,16 @@ export function planRuntime(
       "gpuMemoryBudget",
       onGpu && gpuBudgetBytes !== null ? formatBytes(gpuBudgetBytes) : "unused",
       !onGpu
-        ? `the plan uses no GPU${config.backend === "auto" ? " (auto plans on the cpu: pass --backend webgpu to plan GPU memory)" : ""}`
+        ? `the plan uses no GPU${choice.cpuWhy ? " (auto plans on the cpu: pass --backend webgpu to plan GPU memory)" : ""}`
         : !config.useSpecialization
           ? `requested by the config (${config.gpuMemoryBudget}); useSpecialization is off, so every layer must fit it`
           : `requested by the config (${config.gpuMemoryBudget}): the globals, the KV cache's GPU part, activations and the resident layers must fit it; the other layers stream from host memory or disk`,
+    );
+  else if (onGpu && choice.defaultGpuBudget)
+    because(
+      "gpuMemoryBudget",
+      formatBytes(choice.defaultGpuBudget.bytes),
+      `${choice.defaultGpuBudget.reason}${config.useSpecialization ? "; the layers that do not fit stream from host memory or disk" : "; useSpecialization is off, so every layer must fit it"}`,
     );
 
   // Sizes: globals (embeddings, final norm, LM head) stay resident; activations are an estimate per chunk.

@@ -60,8 +60,13 @@ describe.concurrent("ollm doctor", () => {
       status: "ok",
       details: { endpoint: hub.endpoint, offline: false },
     });
+    // What --backend auto picks (CI: no hardware adapter, so the CPU), and the model's plan agrees.
+    const auto = byId(d, "gpu").details?.auto as { backend: string; device: string; reason: string };
+    expect(auto.reason).toMatch(/^auto: /);
     expect(byId(d, "model").status).toBe("ok");
-    expect(byId(d, "model").message).toMatch(/tiny-llama: LlamaForCausalLM.*installed; plan: cpu\/cpu/);
+    expect(byId(d, "model").message).toMatch(
+      new RegExp(`tiny-llama: LlamaForCausalLM.*installed; plan: ${auto.backend}/${auto.device}`),
+    );
     expect(d.summary.ok + d.summary.warn + d.summary.fail).toBe(9);
   });
 

@@ -178,113 +178,88 @@ async function dirsCheck(runtime: RuntimeConfig): Promise<Check> {
       });
 }
 
-interface AdapterInfo {
-  name: string;
-  backend: string;
-  software: boolean;
-  features: string[];
-  limits: Record<string, number>;
-}
-
-const LIMITS = [
-  "maxBufferSize",
-  "maxStorageBufferBindingSize",
-  "maxComputeWorkgroupStorageSize",
-  "maxComputeInvocationsPerWorkgroup",
-  "maxComputeWorkgroupsPerDimension",
-  "maxStorageBuffersPerShaderStage",
-];
-
 /**
- * WebGPU adapters through the engine's Dawn probe (the optional `webgpu` package). Never throws: a
- * missing package or driver is the `error`.
+ * The WebGPU adapters (the runtime's quiet probe: Dawn runs in a child process, so its warnings stay off
+ * the terminal) and what `--backend auto` picks among them, with the config's gpuMemoryBudget and
+ * offloadGpuLayers. The probe is handed to the client, so the model check's plan sees the same adapters.
  */
-async function probeGpus(): Promise<{ adapters: AdapterInfo[]; error?: string; hint?: string }> {
-  type Candidate = {
-    name: string;
-    backend: string;
-    software: boolean;
-    adapter: { features: Iterable<string>; limits: Record<string, number> };
-  };
-  let findAdapter: (device: string) => Promise<Candidate>;
-  try {
-    const gpu = (await import("../../engine/backends/webgpu/gpu.js")) as unknown as {
-      findAdapter: (device: string) => Promise<Candidate>;
-    };
-    findAdapter = gpu.findAdapter;
-  } catch (error) {
-    return { adapters: [], error: `the WebGPU probe did not load: ${(error as Error).message}` };
+async function gpuCheck(ctx: CliContext, skip: boolean, runtime: RuntimeConfig | undefined): Promise<Check> {
+  const { notProbed, probeWebGpu } = await import("../../runtime/gpu-probe.js");
+  if (skip) {
+    const probe = notProbed("not probed (--no-gpu)");
+    ctx.gpuProbe = async () => probe;
+    return check("gpu", "GPU (WebGPU)", "ok", "not probed (--no-gpu)");
   }
-  const adapters: AdapterInfo[] = [];
-  for (let i = 0; i < 8; i++) {
-    try {
-      const c = await findAdapter(`gpu:${i}`);
-      const limits: Record<string, number> = {};
-      for (const name of LIMITS) {
-        const v = c.adapter.limits[name];
-        if (typeof v === "number") limits[name] = v;
-      }
-      adapters.push({
-        name: c.name,
-        backend: c.backend,
-        software: c.software,
-        features: [...c.adapter.features].sort(),
-        limits,
-      });
-    } catch (error) {
-      if (i === 0)
-        return {
-          adapters,
-          error: isOllmError(error) ? error.message : String(error),
-          hint: isOllmError(error) ? error.hint : undefined,
-        };
-      break;
-    }
-  }
-  return { adapters };
-}
-
-async function gpuCheck(skip: boolean): Promise<Check> {
-  if (skip) return check("gpu", "GPU (WebGPU)", "ok", "not probed (--no-gpu)");
-  const timeout = new Promise<{ adapters: AdapterInfo[]; error?: string; hint?: string }>((res) =>
-    setTimeout(
-      () => res({ adapters: [], error: "the WebGPU probe did not answer within 20 s" }),
-      20_000,
-    ).unref(),
+  // Every adapter, software ones included (the runtime's own probe skips Dawn where Linux has no GPU device).
+  const probe = await probeWebGpu(undefined, { all: true });
+  ctx.gpuProbe = async () => probe;
+  const { chooseBackend } = await import("../../runtime/backend-choice.js");
+  const auto = chooseBackend(
+    {
+      backend: "auto",
+      device: "auto",
+      gpuMemoryBudget: runtime?.gpuMemoryBudget,
+      offloadGpuLayers: runtime?.offloadGpuLayers ?? 0,
+    },
+    {
+      hostMemoryBytes: totalmem(),
+      availableHostMemoryBytes: freemem(),
+      cpuCount: cpus().length,
+      gpus: [],
+      webgpu: probe,
+    },
   );
-  const { adapters, error, hint } = await Promise.race([probeGpus(), timeout]);
-  const details = { adapters };
+  const adapters = probe.adapters.map((a) => ({
+    name: a.name,
+    backend: a.backend,
+    software: a.software,
+    features: a.features,
+    limits: a.limits,
+    memoryBytes: a.memory?.bytes ?? null,
+    memorySource: a.memory?.source ?? null,
+  }));
+  const details = {
+    adapters,
+    auto: { backend: auto.backend, device: auto.device, reason: auto.reason },
+  };
   if (adapters.length === 0)
     return check(
       "gpu",
       "GPU (WebGPU)",
       "warn",
-      `no WebGPU adapter: ${error ?? "none found"}; the CPU backend is used`,
+      `no WebGPU adapter: ${probe.error ?? "none found"}; --backend auto uses the CPU`,
       {
-        hint:
-          hint ??
-          "Install a GPU driver with Vulkan (Metal on macOS, D3D12 on Windows) and the optional `webgpu` package.",
+        hint: probe.error?.includes("`webgpu` package")
+          ? "npm install webgpu (the optional Dawn package), or use --backend cpu."
+          : "Install a GPU driver with Vulkan (Metal on macOS, D3D12 on Windows) and the optional `webgpu` package.",
         details,
       },
     );
-  const text = adapters
+  const text = probe.adapters
     .map(
       (a) =>
-        `${a.name} (${a.backend}${a.software ? ", software" : ""}; max buffer ${formatSize(a.limits.maxBufferSize ?? null)}, storage binding ${formatSize(a.limits.maxStorageBufferBindingSize ?? null)}${a.features.includes("shader-f16") ? ", f16" : ""}${a.features.includes("subgroups") ? ", subgroups" : ""})`,
+        `${a.name} (${a.backend}${a.software ? ", software" : ""}${a.memory ? `; ${formatSize(a.memory.bytes)} of memory (${a.memory.source})` : ""}; max buffer ${formatSize(a.limits.maxBufferSize ?? null)}, storage binding ${formatSize(a.limits.maxStorageBufferBindingSize ?? null)}${a.features.includes("shader-f16") ? ", f16" : ""}${a.features.includes("subgroups") ? ", subgroups" : ""})`,
     )
     .join("; ");
-  if (adapters.every((a) => a.software))
+  if (probe.adapters.every((a) => a.software))
     return check(
       "gpu",
       "GPU (WebGPU)",
       "warn",
-      `only a software adapter: ${text}; the CPU backend is faster`,
+      `only a software adapter: ${text}; the CPU backend is faster, so --backend auto uses it`,
       {
         hint: "Install the GPU's Vulkan driver (Metal on macOS, D3D12 on Windows) to use the GPU.",
         details,
       },
     );
-  return check("gpu", "GPU (WebGPU)", "ok", text, { details });
+  // A hardware adapter: what auto picks, and why.
+  const message = `${text}; --backend ${auto.reason}`;
+  return auto.backend === "webgpu"
+    ? check("gpu", "GPU (WebGPU)", "ok", message, { details })
+    : check("gpu", "GPU (WebGPU)", "warn", message, {
+        hint: "Give the GPU's memory with --gpu-memory-budget SIZE (gpu_memory_budget in ollm.toml) for --backend auto to use it, or pass --backend webgpu.",
+        details,
+      });
 }
 
 async function hubCheck(ctx: CliContext): Promise<Check> {
@@ -436,6 +411,7 @@ async function modelCheck(ctx: CliContext): Promise<Check> {
       );
     const plan = await client.plan(runtime);
     details.backend = plan.backend;
+    details.backendReason = plan.reasons.find((r) => r.subject === "backend")?.reason ?? null;
     details.kvCache = plan.kvCache.applied;
     details.predictedPeakHostBytes = plan.memory.predictedPeak.host.total;
     const gpu = plan.backend === "webgpu" ? plan.memory.predictedPeak.gpu.total : undefined;
@@ -478,7 +454,7 @@ export async function runDoctor(
     memoryCheck(),
     await diskCheck(modelsDir),
     await dirsCheck(runtime ?? ({ modelsDir } as RuntimeConfig)),
-    await gpuCheck(options.gpu === false),
+    await gpuCheck(ctx, options.gpu === false, runtime),
     await hubCheck(ctx),
     configCheck(ctx),
     await modelCheck(ctx),

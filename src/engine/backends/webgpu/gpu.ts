@@ -66,7 +66,8 @@ async function loadDawn(): Promise<DawnModule | undefined> {
   return dawn;
 }
 
-const SOFTWARE = /llvmpipe|softpipe|swiftshader|lavapipe|software|microsoft basic render/i;
+/** CPU rasterizers by adapter name (Mesa llvmpipe/softpipe, SwiftShader, lavapipe, Windows' basic renderer). */
+export const SOFTWARE_ADAPTER = /llvmpipe|softpipe|swiftshader|lavapipe|software|microsoft basic render/i;
 
 interface Candidate {
   adapter: GPUAdapter;
@@ -76,8 +77,10 @@ interface Candidate {
   software: boolean;
 }
 
-function adapterName(a: GPUAdapter): string {
-  const i = a.info;
+/** An adapter's name: vendor, architecture, device and description (the runtime's probe names it alike). */
+export function adapterName(
+  i: Pick<GPUAdapterInfo, "vendor" | "architecture" | "device" | "description">,
+): string {
   return (
     [i.vendor, i.architecture, i.device, i.description].filter((s) => s && s.length > 0).join(" ") ||
     "unknown adapter"
@@ -115,13 +118,13 @@ async function probe(
     found = null;
   }
   if (!found) return undefined;
-  const name = adapterName(found);
-  const software = found.info.isFallbackAdapter === true || SOFTWARE.test(name);
+  const name = adapterName(found.info);
+  const software = found.info.isFallbackAdapter === true || SOFTWARE_ADAPTER.test(name);
   return { adapter: found, instance, backend, name, software };
 }
 
 /** The Dawn backends tried, in order: Vulkan (NVIDIA/AMD/Intel drivers), then OpenGL ES (Mesa llvmpipe). */
-const BACKEND_ORDER =
+export const BACKEND_ORDER =
   process.platform === "darwin"
     ? ["metal"]
     : process.platform === "win32"
