@@ -96,6 +96,22 @@ const LLVMPIPE = adapter({
 });
 const NVIDIA_DEV = { "/dev": ["null", "nvidia0", "nvidiactl"], "/dev/dri": [] };
 
+/** A probe that found one hardware adapter with 100 GiB detected. */
+const H200_PROBED: WebGpuProbe = {
+  adapters: [
+    {
+      index: 0,
+      name: "nvidia nvidia-h200",
+      vendor: "nvidia",
+      backend: "vulkan",
+      software: false,
+      features: [],
+      limits: {},
+      memory: { bytes: 100 * GiB, source: "nvidia-smi", gpuName: "NVIDIA H200" },
+    },
+  ],
+};
+
 describe("GPU memory detection (faked system calls)", () => {
   it("reads nvidia-smi, and says so when it is missing", async () => {
     const sys = fakeSystem({
@@ -337,21 +353,7 @@ describe("--backend auto in the plan", () => {
   });
 
   it("explicit choices: cpu and webgpu are not auto's (no detected budget for webgpu)", () => {
-    const probe: WebGpuProbe = {
-      adapters: [
-        {
-          index: 0,
-          name: "nvidia h200",
-          vendor: "nvidia",
-          backend: "vulkan",
-          software: false,
-          features: [],
-          limits: {},
-          memory: { bytes: 100 * GiB, source: "nvidia-smi", gpuName: "NVIDIA H200" },
-        },
-      ],
-    };
-    const on = { ...machine, webgpu: probe };
+    const on = { ...machine, webgpu: H200_PROBED };
     const base = { gpuMemoryBudget: undefined, offloadGpuLayers: 0 };
     expect(chooseBackend({ ...base, backend: "cpu", device: "auto" }, on)).toMatchObject({
       backend: "cpu",
@@ -368,20 +370,7 @@ describe("--backend auto in the plan", () => {
 });
 
 describe("the loader and --backend auto", () => {
-  const hardware: WebGpuProbe = {
-    adapters: [
-      {
-        index: 0,
-        name: "nvidia nvidia-h200",
-        vendor: "nvidia",
-        backend: "vulkan",
-        software: false,
-        features: [],
-        limits: {},
-        memory: { bytes: 100 * GiB, source: "nvidia-smi", gpuName: "NVIDIA H200" },
-      },
-    ],
-  };
+  const hardware = H200_PROBED;
 
   it("probes only for auto, at most once per client", async () => {
     const gpuProbe = vi.fn(async (): Promise<WebGpuProbe> => ({ adapters: [], error: "none here" }));
