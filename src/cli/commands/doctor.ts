@@ -194,6 +194,7 @@ async function gpuCheck(ctx: CliContext, skip: boolean, runtime: RuntimeConfig |
   const probe = await probeWebGpu(undefined, { all: true });
   ctx.gpuProbe = async () => probe;
   const { chooseBackend } = await import("../../runtime/backend-choice.js");
+  const { probeMachine } = await import("../../runtime/machine.js");
   const auto = chooseBackend(
     {
       backend: "auto",
@@ -201,13 +202,7 @@ async function gpuCheck(ctx: CliContext, skip: boolean, runtime: RuntimeConfig |
       gpuMemoryBudget: runtime?.gpuMemoryBudget,
       offloadGpuLayers: runtime?.offloadGpuLayers ?? 0,
     },
-    {
-      hostMemoryBytes: totalmem(),
-      availableHostMemoryBytes: freemem(),
-      cpuCount: cpus().length,
-      gpus: [],
-      webgpu: probe,
-    },
+    { ...(await probeMachine()), webgpu: probe },
   );
   const adapters = probe.adapters.map((a) => ({
     name: a.name,
