@@ -51,12 +51,24 @@ export function gpuMemoryOf(machine: MachineInfo, index: number): GpuMemory | un
   return machine.webgpu?.adapters[index]?.memory;
 }
 
+/** The share of the memory free at the probe auto budgets when that is less (the display, other programs). */
+export const AUTO_GPU_FREE_SHARE = 0.95;
+
 function defaultBudget(memory: GpuMemory): { bytes: number; reason: string } {
   const share = Math.round(AUTO_GPU_MEMORY_SHARE * 100);
-  return {
-    bytes: Math.floor(memory.bytes * AUTO_GPU_MEMORY_SHARE),
-    reason: `default under auto: ${share}% of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}), a margin for the driver and other programs; the WebGPU backend's own buffers are counted within it`,
-  };
+  const ofTotal = Math.floor(memory.bytes * AUTO_GPU_MEMORY_SHARE);
+  const ofFree =
+    memory.freeBytes === undefined ? Infinity : Math.floor(memory.freeBytes * AUTO_GPU_FREE_SHARE);
+  const counted = "the WebGPU backend's own buffers are counted within it";
+  return ofFree < ofTotal
+    ? {
+        bytes: ofFree,
+        reason: `default under auto: ${Math.round(AUTO_GPU_FREE_SHARE * 100)}% of the ${formatBytes(memory.freeBytes as number)} free of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}; other programs use the rest); ${counted}`,
+      }
+    : {
+        bytes: ofTotal,
+        reason: `default under auto: ${share}% of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}), a margin for the driver and other programs; ${counted}`,
+      };
 }
 
 /** The CPU under auto, because of `why`. */

@@ -19,6 +19,8 @@ export interface DetectedGpu {
   vendor: GpuVendor;
   name: string;
   bytes: number;
+  /** Free when probed, where the source reports it (nvidia-smi, amdgpu's mem_info_vram_used). */
+  freeBytes?: number;
   source: string;
 }
 
@@ -67,7 +69,7 @@ async function nvidiaSmi(sys: GpuMemorySystem, out: GpuMemoryDetection): Promise
   try {
     stdout = await sys.run(
       "nvidia-smi",
-      ["--query-gpu=memory.total,name", "--format=csv,noheader,nounits"],
+      ["--query-gpu=memory.total,memory.free,name", "--format=csv,noheader,nounits"],
       NVIDIA_SMI_TIMEOUT_MS,
     );
   } catch (error) {
@@ -77,12 +79,20 @@ async function nvidiaSmi(sys: GpuMemorySystem, out: GpuMemoryDetection): Promise
     else out.notes.push(`nvidia-smi failed: ${firstLine(e.message ?? String(error))}`);
     return;
   }
+  // "total, free, name" in MiB; free may be "[N/A]" on some boards.
   for (const line of stdout.split(/\r?\n/)) {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*(.*?)\s*$/.exec(line);
+    const m = /^\s*(\d+(?:\.\d+)?)\s*,\s*([^,]*?)\s*,\s*(.*?)\s*$/.exec(line);
     if (!m) continue;
     const bytes = Math.round(Number(m[1]) * MIB);
+    const free = Math.round(Number(m[2]) * MIB);
     if (bytes > 0)
-      out.gpus.push({ vendor: "nvidia", name: m[2] || "NVIDIA GPU", bytes, source: "nvidia-smi" });
+      out.gpus.push({
+        vendor: "nvidia",
+        name: m[3] || "NVIDIA GPU",
+        bytes,
+        ...(Number.isFinite(free) && free >= 0 && m[2] !== "" ? { freeBytes: Math.min(free, bytes) } : {}),
+        source: "nvidia-smi",
+      });
   }
 }
 
@@ -110,7 +120,13 @@ async function drmVram(sys: GpuMemorySystem, out: GpuMemoryDetection): Promise<v
       );
       continue;
     }
-    out.gpus.push({ vendor, name, bytes, source: `${dir}/mem_info_vram_total` });
+    const usedText = await sys.readText(`${dir}/mem_info_vram_used`).catch(() => undefined);
+    const used = Number(usedText?.trim());
+    const free =
+      usedText !== undefined && Number.isFinite(used) && used >= 0 && used <= bytes
+        ? { freeBytes: bytes - used }
+        : {};
+    out.gpus.push({ vendor, name, bytes, ...free, source: `${dir}/mem_info_vram_total` });
   }
 }
 
@@ -183,7 +199,17 @@ export function matchGpuMemory(
       };
   }
   const g = picked[0];
-  return { memory: { bytes: g.bytes, source: g.source, gpuName: g.name } };
+  // Several alike: the least free of them (the adapter could be any).
+  const frees = picked.map((p) => p.freeBytes);
+  const free = frees.every((f) => f !== undefined) ? Math.min(...(frees as number[])) : undefined;
+  return {
+    memory: {
+      bytes: g.bytes,
+      source: g.source,
+      gpuName: g.name,
+      ...(free !== undefined ? { freeBytes: free } : {}),
+    },
+  };
 }
 
 function firstLine(text: string): string {

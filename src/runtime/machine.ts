@@ -7,6 +7,8 @@ export interface GpuMemory {
   source: string;
   /** The GPU as that source names it ("NVIDIA H200"). */
   gpuName: string;
+  /** Memory free when it was probed (other programs, the display), where the source reports it. */
+  freeBytes?: number;
 }
 
 /** One WebGPU adapter as the runtime's probe found it (gpu-probe.ts). */

@@ -7,7 +7,11 @@ import { RuntimeClient } from "../../src/client.js";
 import { type RuntimeConfigInput, validateRuntimeConfig } from "../../src/config/runtime-config.js";
 import { loadModel } from "../../src/engine/model.js";
 import { OllmError } from "../../src/errors.js";
-import { AUTO_GPU_MEMORY_SHARE, chooseBackend } from "../../src/runtime/backend-choice.js";
+import {
+  AUTO_GPU_FREE_SHARE,
+  AUTO_GPU_MEMORY_SHARE,
+  chooseBackend,
+} from "../../src/runtime/backend-choice.js";
 import type { RuntimeEvent } from "../../src/runtime/events.js";
 import { detectGpuMemory, matchGpuMemory } from "../../src/runtime/gpu-memory.js";
 import {
@@ -115,14 +119,24 @@ const H200_PROBED: WebGpuProbe = {
 describe("GPU memory detection (faked system calls)", () => {
   it("reads nvidia-smi, and says so when it is missing", async () => {
     const sys = fakeSystem({
-      programs: { "nvidia-smi": `${H200_MIB}, NVIDIA H200\n${H200_MIB}, NVIDIA H200\n` },
+      programs: {
+        "nvidia-smi": `${H200_MIB}, ${H200_MIB - 600}, NVIDIA H200\n${H200_MIB}, [N/A], NVIDIA H200\n`,
+      },
     });
     const found = await detectGpuMemory(sys);
     expect(found.gpus).toEqual([
-      { vendor: "nvidia", name: "NVIDIA H200", bytes: H200_MIB * MiB, source: "nvidia-smi" },
+      {
+        vendor: "nvidia",
+        name: "NVIDIA H200",
+        bytes: H200_MIB * MiB,
+        freeBytes: (H200_MIB - 600) * MiB,
+        source: "nvidia-smi",
+      },
       { vendor: "nvidia", name: "NVIDIA H200", bytes: H200_MIB * MiB, source: "nvidia-smi" },
     ]);
-    expect(sys.calls).toEqual(["nvidia-smi --query-gpu=memory.total,name --format=csv,noheader,nounits"]);
+    expect(sys.calls).toEqual([
+      "nvidia-smi --query-gpu=memory.total,memory.free,name --format=csv,noheader,nounits",
+    ]);
     const none = await detectGpuMemory(fakeSystem());
     expect(none.gpus).toEqual([]);
     expect(none.notes).toEqual(["nvidia-smi was not found"]);
@@ -138,12 +152,19 @@ describe("GPU memory detection (faked system calls)", () => {
           "/sys/class/drm/card0/device/mem_info_vram_total": String(512 * MiB),
           [`${dev}/vendor`]: "0x1002\n",
           [`${dev}/mem_info_vram_total`]: `${24 * GiB}\n`,
+          [`${dev}/mem_info_vram_used`]: `${4 * GiB}\n`,
           [`${dev}/product_name`]: "Radeon RX 7900 XTX\n",
         },
       }),
     );
     expect(found.gpus).toEqual([
-      { vendor: "amd", name: "Radeon RX 7900 XTX", bytes: 24 * GiB, source: `${dev}/mem_info_vram_total` },
+      {
+        vendor: "amd",
+        name: "Radeon RX 7900 XTX",
+        bytes: 24 * GiB,
+        freeBytes: 20 * GiB,
+        source: `${dev}/mem_info_vram_total`,
+      },
     ]);
     expect(found.notes.join("\n")).toMatch(/512\.0 MiB of VRAM, an integrated GPU's share/);
 
@@ -193,7 +214,7 @@ describe("the WebGPU probe (faked system calls)", () => {
   it("lists hardware adapters first, with the memory nvidia-smi reports", async () => {
     const sys = fakeSystem({
       dirs: NVIDIA_DEV,
-      programs: { "nvidia-smi": `${H200_MIB}, NVIDIA H200\n` },
+      programs: { "nvidia-smi": `${H200_MIB}, ${H200_MIB}, NVIDIA H200\n` },
       adapters: [LLVMPIPE, H200],
     });
     const probe = await probeWebGpu(sys);
@@ -204,6 +225,7 @@ describe("the WebGPU probe (faked system calls)", () => {
     expect(probe.adapters[0].name).toBe("nvidia nvidia-h200 NVIDIA: 580.159.04 580.159.4.0");
     expect(probe.adapters[0].memory).toEqual({
       bytes: H200_MIB * MiB,
+      freeBytes: H200_MIB * MiB,
       source: "nvidia-smi",
       gpuName: "NVIDIA H200",
     });
@@ -272,7 +294,7 @@ async function probeOf(options: Parameters<typeof fakeSystem>[0]): Promise<WebGp
 describe("--backend auto in the plan", () => {
   it("a hardware adapter with memory from nvidia-smi: webgpu, planned within 90% of it", async () => {
     const probe = await probeOf({
-      programs: { "nvidia-smi": `${H200_MIB}, NVIDIA H200\n` },
+      programs: { "nvidia-smi": `${H200_MIB}, ${H200_MIB}, NVIDIA H200\n` },
       adapters: [H200, LLVMPIPE],
     });
     const notices: string[] = [];
@@ -284,6 +306,20 @@ describe("--backend auto in the plan", () => {
     expect(reason(p, "gpuMemoryBudget")).toMatch(/default under auto: 90% of the 140\.4 GiB of NVIDIA H200/);
     expect(p.layers.every((l) => l.residency === "gpu")).toBe(true);
     expect(notices).toEqual([]);
+  });
+
+  it("a GPU that other programs use: webgpu, planned within the memory free at the probe", async () => {
+    // 140.4 GiB, of which 100 GiB free: 95% of the free memory is less than 90% of the total.
+    const probe = await probeOf({
+      programs: { "nvidia-smi": `${H200_MIB}, ${100 * 1024}, NVIDIA H200\n` },
+      adapters: [H200],
+    });
+    const p = await plan(llama, probe);
+    expect(p.backend).toBe("webgpu");
+    expect(p.memory.gpuBudgetBytes).toBe(Math.floor(100 * GiB * AUTO_GPU_FREE_SHARE));
+    expect(reason(p, "gpuMemoryBudget")).toMatch(
+      /default under auto: 95% of the 100\.0 GiB free of the 140\.4 GiB of NVIDIA H200 \(nvidia-smi; other programs use the rest\)/,
+    );
   });
 
   it("only a software adapter (llvmpipe, as on CI): cpu, with the reason", async () => {
@@ -321,7 +357,7 @@ describe("--backend auto in the plan", () => {
     // A share of detected memory.
     const half = await plan(
       { ...llama, gpuMemoryBudget: "50%" },
-      await probeOf({ programs: { "nvidia-smi": "8192, NVIDIA H200" }, adapters: [H200] }),
+      await probeOf({ programs: { "nvidia-smi": "8192, 8000, NVIDIA H200" }, adapters: [H200] }),
     );
     expect(half.memory.gpuBudgetBytes).toBe(4 * GiB);
     // Without a hardware adapter the budget changes nothing: cpu.
@@ -343,7 +379,7 @@ describe("--backend auto in the plan", () => {
 
   it("a model that does not fit the detected GPU: cpu, with the GPU's error as the reason", async () => {
     const notices: string[] = [];
-    const tiny = await probeOf({ programs: { "nvidia-smi": "64, NVIDIA H200" }, adapters: [H200] });
+    const tiny = await probeOf({ programs: { "nvidia-smi": "64, 64, NVIDIA H200" }, adapters: [H200] });
     const p = await plan(llama, tiny, notices);
     expect(p.backend).toBe("cpu");
     expect(reason(p, "backend")).toMatch(
