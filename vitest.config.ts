@@ -6,5 +6,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // --backend auto plans on the CPU whatever GPU the machine has (tests of auto fake their probes).
+    env: { OLLM_GPU_PROBE: "0" },
   },
 });

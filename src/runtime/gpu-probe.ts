@@ -209,9 +209,16 @@ export async function probeWebGpu(
 
 let once: Promise<WebGpuProbe> | undefined;
 
-/** {@link probeWebGpu} of this machine, run at most once per process (the loader's default gpuProbe). */
+/**
+ * {@link probeWebGpu} of this machine, run at most once per process (the loader's default gpuProbe). Env
+ * OLLM_GPU_PROBE=0 skips it: auto then plans on the CPU (the test suite sets it, so a developer's GPU does not
+ * change what the tests plan).
+ */
 export function probeWebGpuOnce(): Promise<WebGpuProbe> {
-  once ??= probeWebGpu();
+  once ??=
+    process.env.OLLM_GPU_PROBE === "0"
+      ? Promise.resolve(notProbed("WebGPU probing is off (OLLM_GPU_PROBE=0)"))
+      : probeWebGpu();
   return once;
 }
 
