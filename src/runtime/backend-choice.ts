@@ -55,20 +55,18 @@ export function gpuMemoryOf(machine: MachineInfo, index: number): GpuMemory | un
 export const AUTO_GPU_FREE_SHARE = 0.95;
 
 function defaultBudget(memory: GpuMemory): { bytes: number; reason: string } {
-  const share = Math.round(AUTO_GPU_MEMORY_SHARE * 100);
-  const ofTotal = Math.floor(memory.bytes * AUTO_GPU_MEMORY_SHARE);
-  const ofFree =
-    memory.freeBytes === undefined ? Infinity : Math.floor(memory.freeBytes * AUTO_GPU_FREE_SHARE);
   const counted = "the WebGPU backend's own buffers are counted within it";
-  return ofFree < ofTotal
-    ? {
-        bytes: ofFree,
-        reason: `default under auto: ${Math.round(AUTO_GPU_FREE_SHARE * 100)}% of the ${formatBytes(memory.freeBytes as number)} free of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}; other programs use the rest); ${counted}`,
-      }
-    : {
-        bytes: ofTotal,
-        reason: `default under auto: ${share}% of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}), a margin for the driver and other programs; ${counted}`,
-      };
+  const ofTotal = Math.floor(memory.bytes * AUTO_GPU_MEMORY_SHARE);
+  const free = memory.freeBytes;
+  if (free !== undefined && Math.floor(free * AUTO_GPU_FREE_SHARE) < ofTotal)
+    return {
+      bytes: Math.floor(free * AUTO_GPU_FREE_SHARE),
+      reason: `default under auto: ${Math.round(AUTO_GPU_FREE_SHARE * 100)}% of the ${formatBytes(free)} free of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}; other programs use the rest); ${counted}`,
+    };
+  return {
+    bytes: ofTotal,
+    reason: `default under auto: ${Math.round(AUTO_GPU_MEMORY_SHARE * 100)}% of the ${formatBytes(memory.bytes)} of ${memory.gpuName} (${memory.source}), a margin for the driver and other programs; ${counted}`,
+  };
 }
 
 /** The CPU under auto, because of `why`. */
